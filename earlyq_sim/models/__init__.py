@@ -1,0 +1,1 @@
+"""Models: built-in UNet configs, loaders and shipped weights."""

@@ -1,0 +1,1 @@
+"""Workloads: precision schedules, samplers, datasets, calibration, training and metrics."""
