@@ -1,0 +1,78 @@
+"""Atomic writers for result tables (CSV, Parquet, JSON).
+
+A user's results are never half-written: each file is written to a temporary sibling and moved
+into place with ``os.replace``, which is atomic on POSIX file systems.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    return obj
+
+
+def to_json(obj, indent: int = 2) -> str:
+    """JSON text with NumPy scalars converted and NaN/inf written as null."""
+    return json.dumps(_jsonable(obj), indent=indent, allow_nan=False)
+
+
+def write_json(path, obj) -> Path:
+    return atomic_write_bytes(path, (to_json(obj) + "\n").encode())
+
+
+def write_csv(path, df: pd.DataFrame) -> Path:
+    return atomic_write_bytes(path, df.to_csv(index=False).encode())
+
+
+def write_parquet(path, df: pd.DataFrame) -> Path:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def write_table(folder, stem: str, df: pd.DataFrame, formats=("csv", "parquet")) -> list[Path]:
+    """Write ``df`` as ``folder/stem.<fmt>`` for each format; returns the paths written."""
+    out = []
+    for fmt in formats:
+        p = Path(folder) / f"{stem}.{fmt}"
+        out.append(write_csv(p, df) if fmt == "csv" else write_parquet(p, df))
+    return out
