@@ -1,0 +1,287 @@
+"""Accelerator specs: frozen dataclasses, loaded and validated from YAML at the edge.
+
+``load_arch(name_or_path)`` returns an :class:`ArchSpec`; the cost model never sees raw dicts.
+Shipped specs live in ``simulator/archs/*.yaml`` (``list_archs()`` names them).
+
+PE types (``pe.type``), all on a ``rows x cols`` systolic array; x = streamed (first) operand
+bits, y = stationary (second) operand bits (``StepBits.operand_bits``):
+
+* ``bit_parallel``: a ``parallel_bits`` x ``parallel_bits`` multiplier per PE. Fewer bits give no
+  speedup. Wider operands are split into ``ceil(b / parallel_bits)`` chunks and every chunk pair
+  is one full pass over the GEMM (partial products shifted and added in the accumulator), so
+  ``passes = ceil(x/pb) * ceil(y/pb)``.
+* ``bit_serial_act`` (Stripes): the activation is fed ``bits_per_cycle`` bits per cycle, the
+  other operand bit-parallel (up to ``parallel_bits``; wider ones take chunk passes). A MAC takes
+  ``ceil(a / bits_per_cycle)`` cycles; ``lanes`` streamed vectors share each PE's stationary value.
+* ``bitfusion`` (Bit Fusion): ``bricks`` BitBricks of ``brick_bits`` x ``brick_bits`` per PE;
+  each operand is rounded up to the next width in ``fusion_widths`` and one MAC uses
+  ``(x'/brick_bits) * (y'/brick_bits)`` bricks, so a PE does ``floor(bricks / that)`` MACs per
+  cycle; operands wider than the largest fusion width take chunk passes at that width.
+* ``bit_serial_both`` (Loom): both operands serial; a MAC takes
+  ``ceil(x / bits_per_cycle) * ceil(y / stationary_bits_per_cycle)`` cycles.
+
+Normalisation used by the shipped specs: iso-throughput at 8x8 bits. Every arch has the same
+array (32x32), clock and memory system, and its ``lanes`` are chosen so its peak MACs/cycle at
+8x8 bits equals the int8 array's (``rows*cols``): Stripes 8 lanes, Loom 64 lanes, Bit Fusion 16
+bricks = one 8x8 MAC. The bit-serial PEs are therefore wider (more area) than an int8 PE; area
+is not modelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from earlyq_sim.errors import UserError
+
+ARCH_DIR = Path(__file__).resolve().parent / "archs"
+PE_TYPES = ("bit_parallel", "bit_serial_act", "bitfusion", "bit_serial_both")
+DATAFLOWS = ("ws", "os", "is")
+OVERFLOW_POLICIES = ("error", "saturate")
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    rows: int  # PE rows
+    cols: int  # PE columns
+    dataflow: str  # 'ws' | 'os' | 'is'
+
+
+@dataclass(frozen=True)
+class PESpec:
+    """PE type and its bit parameters; fields a type does not use hold 0 / ()."""
+
+    type: str
+    parallel_bits: int = 0  # width of a bit-parallel operand input (bit_parallel, bit_serial_act)
+    bits_per_cycle: int = 0  # serial bits per cycle of the streamed operand (bit_serial_*)
+    stationary_bits_per_cycle: int = 0  # serial bits per cycle of the stationary operand (loom)
+    lanes: int = 1  # streamed vectors a PE serves per slot (throughput normalisation)
+    brick_bits: int = 0  # bitfusion BitBrick width
+    bricks: int = 0  # bitfusion BitBricks per PE (fusion unit)
+    fusion_widths: tuple[int, ...] = ()  # bitfusion operand widths an operand is rounded up to
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    ifmap_kib: float  # buffer for the streamed (first) operand, KiB
+    filter_kib: float  # buffer for the stationary (second) operand, KiB
+    ofmap_kib: float  # output / partial-sum buffer, KiB
+    double_buffered: bool = True  # overlap compute and DRAM; halves usable capacity
+
+    def usable_bytes(self, which: str) -> float:
+        """Bytes an operand tile may occupy: half the buffer when double-buffered."""
+        kib = {"ifmap": self.ifmap_kib, "filter": self.filter_kib, "ofmap": self.ofmap_kib}[which]
+        return kib * 1024.0 / (2.0 if self.double_buffered else 1.0)
+
+
+@dataclass(frozen=True)
+class AccumulatorSpec:
+    width_bits: int = 32
+    overflow: str = "error"  # 'error': refuse ops whose worst case needs more bits; 'saturate': cost them
+
+
+@dataclass(frozen=True)
+class EnergySpec:
+    """Energy table. ``step_pj`` is one multiplier step of the PE type (see module doc)."""
+
+    step_pj: float  # pJ per multiplier step (8x8 multiply, serial cycle of one lane, or one BitBrick)
+    accumulate_pj: float  # pJ per accumulation (one per MAC and chunk pass)
+    vector_pj_per_elem: float  # pJ per element-pass on the vector unit
+    sram_pj_per_byte: float  # pJ per byte read or written in an on-chip buffer
+    dram_pj_per_byte: float  # pJ per byte of DRAM traffic
+    leakage_mw: float  # static power, mW
+    source: str = ""  # where the numbers come from
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    name: str
+    description: str
+    normalisation: str
+    clock_mhz: float
+    array: ArraySpec
+    pe: PESpec
+    buffers: BufferSpec
+    dram_bytes_per_cycle: float
+    vector_elems_per_cycle: float
+    accumulator: AccumulatorSpec
+    energy: EnergySpec
+    source: str = ""  # file the spec was read from
+
+    @property
+    def clock_hz(self) -> float:
+        return self.clock_mhz * 1e6
+
+    @property
+    def peak_macs_per_cycle_8x8(self) -> float:
+        """Peak MACs per cycle at 8x8 bits (the iso-throughput normalisation point)."""
+        from earlyq_sim.simulator.cycle_model import bit_factors  # local: avoids an import cycle
+        import numpy as np
+        f = bit_factors(self.pe, np.array([8]), np.array([8]))
+        return float(self.array.rows * self.array.cols * f.lanes[0] / (f.slot[0] * f.passes[0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# loading and validation
+# ---------------------------------------------------------------------------------------------
+_REQ = object()
+
+
+class _Reader:
+    """Reads one section of a YAML mapping, checking keys, types and ranges."""
+
+    def __init__(self, src: str, data, path: str = ""):
+        self.src, self.path = src, path
+        if not isinstance(data, dict):
+            where = path or "top level"
+            raise UserError(f"{src}: {where}: expected a mapping, got {type(data).__name__}")
+        self.data = data
+        self.used: set[str] = set()
+
+    def _fp(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def err(self, key: str, msg: str) -> UserError:
+        return UserError(f"{self.src}: {self._fp(key)}: {msg}")
+
+    def get(self, key, kind, default=_REQ, lo=None, hi=None, choices=None):
+        self.used.add(key)
+        allowed = _allowed(kind, lo, hi, choices)
+        if key not in self.data:
+            if default is _REQ:
+                raise self.err(key, f"missing required field; allowed {allowed}")
+            return default
+        v = self.data[key]
+        if kind is int:
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        elif kind is float:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+            v = float(v) if ok else v
+        else:
+            ok = isinstance(v, kind)
+        if not ok:
+            raise self.err(key, f"wrong type {type(v).__name__} ({v!r}); allowed {allowed}")
+        if choices is not None and v not in choices:
+            raise self.err(key, f"{v!r} is not allowed; allowed {allowed}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise self.err(key, f"{v!r} is out of range; allowed {allowed}")
+        return v
+
+    def section(self, key: str) -> "_Reader":
+        self.used.add(key)
+        if key not in self.data:
+            raise self.err(key, "missing required section")
+        return _Reader(self.src, self.data[key], self._fp(key))
+
+    def done(self, allowed_keys=None) -> None:
+        """Reject keys that were not read (unknown or not used by this type)."""
+        extra = sorted(str(k) for k in set(self.data) - self.used)
+        if extra:
+            names = sorted(allowed_keys if allowed_keys is not None else self.used)
+            raise self.err(extra[0], f"unknown field; allowed fields here: {', '.join(names)}")
+
+
+def _allowed(kind, lo, hi, choices) -> str:
+    if choices is not None:
+        return " | ".join(str(c) for c in choices)
+    tname = {int: "integer", float: "number", str: "string", bool: "true | false", list: "list"}.get(kind, str(kind))
+    if lo is not None or hi is not None:
+        return f"{tname} in {lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
+    return tname
+
+
+def _read_pe(r: _Reader) -> PESpec:
+    t = r.get("type", str, choices=PE_TYPES)
+    kw: dict = {"type": t}
+    if t in ("bit_parallel", "bit_serial_act"):
+        kw["parallel_bits"] = r.get("parallel_bits", int, lo=1, hi=32)
+    if t in ("bit_serial_act", "bit_serial_both"):
+        kw["bits_per_cycle"] = r.get("bits_per_cycle", int, lo=1, hi=16)
+    if t == "bit_serial_both":
+        kw["stationary_bits_per_cycle"] = r.get("stationary_bits_per_cycle", int, lo=1, hi=16)
+    if t != "bitfusion":
+        kw["lanes"] = r.get("lanes", int, default=1, lo=1, hi=4096)
+    else:
+        bb = kw["brick_bits"] = r.get("brick_bits", int, lo=1, hi=8)
+        kw["bricks"] = r.get("bricks", int, lo=1, hi=4096)
+        widths = r.get("fusion_widths", list)
+        if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < bb or w % bb
+                             for w in widths) or sorted(set(widths)) != list(widths):
+            raise r.err("fusion_widths", f"{widths!r} is not allowed; allowed a non-empty increasing "
+                                         f"list of multiples of brick_bits={bb}")
+        if (widths[-1] // bb) ** 2 > kw["bricks"]:
+            raise r.err("fusion_widths", f"largest width {widths[-1]} needs {(widths[-1] // bb) ** 2} "
+                                         f"bricks; allowed widths whose square fits bricks={kw['bricks']}")
+        kw["fusion_widths"] = tuple(widths)
+    r.done()
+    return PESpec(**kw)
+
+
+def parse_arch(data, src: str) -> ArchSpec:
+    """Validate a parsed YAML mapping into an :class:`ArchSpec`; ``src`` names it in errors."""
+    top = _Reader(src, data)
+    arr = top.section("array")
+    array = ArraySpec(arr.get("rows", int, lo=1, hi=4096), arr.get("cols", int, lo=1, hi=4096),
+                      arr.get("dataflow", str, choices=DATAFLOWS))
+    arr.done()
+    pe = _read_pe(top.section("pe"))
+    b = top.section("buffers")
+    buffers = BufferSpec(b.get("ifmap_kib", float, lo=1e-3, hi=1e7), b.get("filter_kib", float, lo=1e-3, hi=1e7),
+                         b.get("ofmap_kib", float, lo=1e-3, hi=1e7), b.get("double_buffered", bool, default=True))
+    b.done()
+    d = top.section("dram")
+    dram_bw = d.get("bytes_per_cycle", float, lo=1e-6, hi=1e6)
+    d.done()
+    v = top.section("vector")
+    vec = v.get("elems_per_cycle", float, lo=1e-6, hi=1e6)
+    v.done()
+    if "accumulator" in top.data:
+        a = top.section("accumulator")
+        acc = AccumulatorSpec(a.get("width_bits", int, default=32, lo=8, hi=64),
+                              a.get("overflow", str, default="error", choices=OVERFLOW_POLICIES))
+        a.done()
+    else:
+        top.used.add("accumulator")
+        acc = AccumulatorSpec()
+    e = top.section("energy")
+    energy = EnergySpec(
+        e.get("step_pj", float, lo=0.0, hi=1e6), e.get("accumulate_pj", float, lo=0.0, hi=1e6),
+        e.get("vector_pj_per_elem", float, lo=0.0, hi=1e6), e.get("sram_pj_per_byte", float, lo=0.0, hi=1e6),
+        e.get("dram_pj_per_byte", float, lo=0.0, hi=1e7), e.get("leakage_mw", float, lo=0.0, hi=1e6),
+        e.get("source", str, default=""))
+    e.done()
+    spec = ArchSpec(
+        name=top.get("name", str), description=top.get("description", str, default=""),
+        normalisation=top.get("normalisation", str, default=""),
+        clock_mhz=top.get("clock_mhz", float, lo=1e-3, hi=1e5), array=array, pe=pe, buffers=buffers,
+        dram_bytes_per_cycle=dram_bw, vector_elems_per_cycle=vec, accumulator=acc, energy=energy, source=src)
+    top.done()
+    return spec
+
+
+def list_archs() -> list[str]:
+    """Names of the shipped specs (file stems in ``simulator/archs``)."""
+    return sorted(p.stem for p in ARCH_DIR.glob("*.yaml"))
+
+
+def load_arch(name_or_path) -> ArchSpec:
+    """Load a shipped spec by name (``stripes``) or any spec by file path."""
+    if isinstance(name_or_path, ArchSpec):
+        return name_or_path
+    text = str(name_or_path)
+    p = Path(text)
+    if not (p.suffix in (".yaml", ".yml") or p.is_file()):
+        if text not in list_archs():
+            raise UserError(f"unknown arch {text!r}; valid names: {', '.join(list_archs())} (or a path to a .yaml spec)")
+        p = ARCH_DIR / f"{text}.yaml"
+    if not p.is_file():
+        raise UserError(f"{p}: arch spec file not found; valid names: {', '.join(list_archs())}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{p}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_arch(data, str(p))

@@ -1,0 +1,120 @@
+"""The cost model: (ArchSpec, op table, StepBits) -> per-op cycles, traffic and energy.
+
+Pure and vectorised: one call costs a whole op table with NumPy column arithmetic (no loop over
+ops). GEMM ops go to the PE array (``cycle_model``, ``memory``), vector ops to the vector unit.
+Latency of an op is ``max(compute, memory)`` cycles when the arch double-buffers (DRAM overlaps
+compute), ``compute + memory`` otherwise; ``memory = dram_bytes / dram_bytes_per_cycle``.
+``latency_s = cycles / arch.clock_hz``.
+
+Operand bits per op come from ``StepBits.operand_bits(kind)``: wa -> (act, weight),
+aa -> (act, act), pa -> (prob, act). GEMM outputs and vector-op inputs/outputs are stored at
+activation bits; softmax outputs at prob bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from earlyq_sim.errors import UserError
+from earlyq_sim.simulator import energy as en
+from earlyq_sim.simulator.cycle_model import bit_factors, fold_cycles, vector_cycles
+from earlyq_sim.simulator.mapping import map_gemm
+from earlyq_sim.simulator.memory import gemm_traffic, vector_traffic
+
+#: output columns and their units
+OUTPUT_COLUMNS = {
+    "compute_cycles": "cycles of the PE array / vector unit, no memory stalls",
+    "mem_cycles": "cycles to move dram_bytes at dram_bytes_per_cycle",
+    "cycles": "latency in clock cycles: max(compute, mem) if double-buffered else sum",
+    "util": "achieved / peak MACs per cycle at the op's bits (vector ops: elem-passes / peak)",
+    "sram_bytes": "bytes read or written in on-chip buffers",
+    "dram_bytes": "bytes read or written in DRAM",
+    "energy_compute_pj": "pJ in MACs / vector ALUs",
+    "energy_sram_pj": "pJ in on-chip buffers",
+    "energy_dram_pj": "pJ in DRAM",
+    "energy_leak_pj": "pJ of leakage over the op's cycles",
+    "energy_pj": "total pJ (sum of the four parts)",
+}
+
+
+def operand_bit_arrays(kind: np.ndarray, bits) -> tuple[np.ndarray, np.ndarray]:
+    """(x_bits, y_bits) per op from operand kinds, following ``StepBits.operand_bits``."""
+    x = np.empty(kind.shape, np.int64)
+    y = np.empty(kind.shape, np.int64)
+    for k in ("wa", "aa", "pa"):
+        m = kind == k
+        x[m], y[m] = bits.operand_bits(k)
+    return x, y
+
+
+def _check_accumulator(arch, names, K, x, y, kind) -> None:
+    """Refuse ops whose worst-case sum needs more bits than the accumulator (policy 'error').
+
+    Worst case: ``x + y + ceil(log2 K)`` bits; attention PV (pa) sums probabilities that add up
+    to at most 1, so it needs ``x + y + 1``.
+    """
+    acc = arch.accumulator
+    if acc.overflow != "error" or len(K) == 0:
+        return
+    need = np.where(kind == "pa", x + y + 1, x + y + np.ceil(np.log2(np.maximum(K, 1))).astype(np.int64))
+    bad = np.flatnonzero(need > acc.width_bits)
+    if bad.size:
+        i = bad[np.argmax(need[bad])]
+        raise UserError(f"{arch.source or arch.name}: accumulator.width_bits={acc.width_bits} is too narrow "
+                        f"for op {names[i]!r} ({x[i]}x{y[i]} bits, K={K[i]}): needs {need[i]} bits; "
+                        f"allowed: width_bits >= {need[bad].max()} or accumulator.overflow: saturate")
+
+
+def evaluate(arch, ops: pd.DataFrame, bits) -> pd.DataFrame:
+    """Cost every op of ``ops`` on ``arch`` at ``bits``; one row per op, same index and order."""
+    n = len(ops)
+    unit = ops["unit"].to_numpy()
+    g = unit == "gemm"
+    v = unit == "vector"
+    if not (g | v).all():
+        raise ValueError(f"op table has unknown units {sorted(set(unit[~(g | v)]))}; allowed gemm, vector")
+    compute = np.zeros(n)
+    sram_b = np.zeros(n)
+    dram_b = np.zeros(n)
+    e_comp = np.zeros(n)
+    util = np.zeros(n)
+    if g.any():
+        cols = {c: ops[c].to_numpy()[g] for c in ("G", "M", "N", "K", "macs")}
+        G, M, N, K, macs = (cols[c].astype(np.int64) for c in ("G", "M", "N", "K", "macs"))
+        if (np.minimum(np.minimum(G, M), np.minimum(N, K)) <= 0).any():
+            raise ValueError("GEMM ops need G, M, N, K > 0 (a GEMM is never costed as zero)")
+        kind = ops["operand_kind"].to_numpy()[g]
+        x, y = operand_bit_arrays(kind, bits)
+        _check_accumulator(arch, ops["name"].to_numpy()[g], K, x, y, kind)
+        R, C = arch.array.rows, arch.array.cols
+        mp = map_gemm(arch.array.dataflow, R, C, M, N, K)
+        f = bit_factors(arch.pe, x, y, swappable=kind != "wa")
+        cyc = G * f.passes * mp.row_folds * mp.col_folds * fold_cycles(R, C, mp.preload, mp.T, f.slot, f.lanes)
+        tr = gemm_traffic(arch, mp, M, N, K, G, x, y, bits.act, f)
+        compute[g] = cyc
+        sram_b[g], dram_b[g] = tr.sram, tr.dram
+        e_comp[g] = en.gemm_compute_pj(arch, macs, f)
+        util[g] = macs * (f.slot * f.passes) / (R * C * f.lanes * cyc)
+    if v.any():
+        elems, passes = ops["elems"].to_numpy()[v], ops["passes"].to_numpy()[v]
+        if (elems <= 0).any() or (passes <= 0).any():
+            raise ValueError("vector ops need elems > 0 and passes > 0 (never costed as zero)")
+        ine, oute = ops["in_elems"].to_numpy()[v], ops["out_elems"].to_numpy()[v]
+        ine = np.where(ine > 0, ine, elems)
+        oute = np.where(oute > 0, oute, elems)
+        out_bits = np.where(ops["op"].to_numpy()[v] == "softmax", bits.prob, bits.act)
+        vc = vector_cycles(arch, elems, passes)
+        tr = vector_traffic(ine, oute, bits.act, out_bits)
+        compute[v] = vc
+        sram_b[v], dram_b[v] = tr.sram, tr.dram
+        e_comp[v] = en.vector_compute_pj(arch, elems, passes)
+        util[v] = elems * passes / (arch.vector_elems_per_cycle * vc)
+    mem = dram_b / arch.dram_bytes_per_cycle
+    cycles = np.maximum(compute, mem) if arch.buffers.double_buffered else compute + mem
+    e_sram, e_dram, e_leak = en.sram_pj(arch, sram_b), en.dram_pj(arch, dram_b), en.leakage_pj(arch, cycles)
+    return pd.DataFrame({
+        "compute_cycles": compute, "mem_cycles": mem, "cycles": cycles, "util": util,
+        "sram_bytes": sram_b, "dram_bytes": dram_b, "energy_compute_pj": e_comp, "energy_sram_pj": e_sram,
+        "energy_dram_pj": e_dram, "energy_leak_pj": e_leak, "energy_pj": e_comp + e_sram + e_dram + e_leak,
+    }, index=ops.index)

@@ -1,0 +1,36 @@
+"""Energy of an op: compute + SRAM + DRAM + leakage, in pJ, vectorised over ops.
+
+* compute, GEMM: ``macs * (steps * step_pj + passes * accumulate_pj)``; ``steps`` per MAC is
+  the PE type's multiplier steps (8x8 multiplies per chunk pass, serial cycles of a lane,
+  BitBricks), so a bit-serial MAC costs in proportion to its bits. Idle PEs only leak.
+* compute, vector: ``elems * passes * vector_pj_per_elem``.
+* SRAM: ``sram_bytes * sram_pj_per_byte``; DRAM: ``dram_bytes * dram_pj_per_byte``.
+* leakage: ``leakage_mw * time``; with cycles at ``clock_mhz``:
+  ``mW * cycles / (MHz * 1e6) s = 1e3 * mW * cycles / MHz`` pJ.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def gemm_compute_pj(arch, macs, f) -> np.ndarray:
+    """Compute energy of GEMMs (pJ); ``f`` is ``cycle_model.BitFactors``."""
+    e = arch.energy
+    return np.asarray(macs, np.float64) * (f.steps * e.step_pj + f.passes * e.accumulate_pj)
+
+
+def vector_compute_pj(arch, elems, passes) -> np.ndarray:
+    return np.asarray(elems, np.float64) * np.asarray(passes, np.float64) * arch.energy.vector_pj_per_elem
+
+
+def sram_pj(arch, sram_bytes) -> np.ndarray:
+    return np.asarray(sram_bytes, np.float64) * arch.energy.sram_pj_per_byte
+
+
+def dram_pj(arch, dram_bytes) -> np.ndarray:
+    return np.asarray(dram_bytes, np.float64) * arch.energy.dram_pj_per_byte
+
+
+def leakage_pj(arch, cycles) -> np.ndarray:
+    return 1e3 * arch.energy.leakage_mw * np.asarray(cycles, np.float64) / arch.clock_mhz

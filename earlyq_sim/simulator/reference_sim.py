@@ -1,0 +1,209 @@
+"""A step-by-step reference simulator for small GEMMs, independent of the analytical model.
+
+It does not use ``mapping``/``cycle_model``/``memory``. Instead it
+
+* steps one PE through a MAC to find its behaviour at given bits (bit-serial cycles counted one
+  by one, BitBricks allocated one by one, operands split into chunks one by one);
+* walks the folds (tiles) in SCALE-Sim order (column folds outer, row folds inner, chunk
+  passes innermost) and, per fold and pass, steps the systolic wavefront cycle by cycle over
+  the whole ``R x C`` grid: a PE starts its next slot when it is free, its stationary value is
+  loaded, and its left and upper neighbours started that slot at least one cycle earlier;
+* moves tiles through the buffers (an operand that fits stays resident after its first fetch;
+  otherwise each fold fetches its slice), spills partial sums that do not fit, and
+* runs a double-buffered pipeline over the folds on one DRAM channel.
+
+Agreement with the analytical model (tests/test_reference_sim.py): compute cycles, DRAM bytes
+and SRAM bytes exactly. Total cycles: exactly ``compute + dram/bw`` without overlap; with
+double buffering the pipeline lies in ``[max(compute, mem), compute + mem]``: the analytical
+``max`` ignores the pipeline's prologue (first load), epilogue (last store) and bursts.
+Wavefront stepping costs O(cycles * R * C); folds with identical stepping inputs reuse the
+stepped count within one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RefResult:
+    compute_cycles: int
+    dram_bytes: float
+    sram_bytes: float
+    total_cycles: float  # with DRAM, double-buffered pipeline (or serial when overlap is off)
+    folds: int  # folds stepped (all instances and passes)
+
+
+# --- one PE ------------------------------------------------------------------------------------
+def _chunks(bits: int, width: int) -> list[int]:
+    out, left = [], bits
+    while left > 0:
+        out.append(min(width, left))
+        left -= width
+    return out
+
+
+def _serial_cycles(*bit_streams: tuple[int, int]) -> int:
+    """Cycles to feed nested bit-serial operands: (bits, bits_per_cycle) each, innermost last."""
+    cycles = 1
+    for bits, per in bit_streams:
+        n, left = 0, bits
+        while left > 0:
+            left -= per
+            n += 1
+        cycles *= n
+    return cycles
+
+
+def pe_behaviour(pe, x: int, y: int, swappable: bool = False) -> tuple[int, int, int, int]:
+    """(cycles per slot, MACs per slot, x chunks, y chunks) found by stepping one PE."""
+    if pe.type == "bit_parallel":
+        return 1, pe.lanes, len(_chunks(x, pe.parallel_bits)), len(_chunks(y, pe.parallel_bits))
+    if pe.type == "bit_serial_act":
+        serial_is_y = swappable and y < x
+        serial, parallel = (y, x) if serial_is_y else (x, y)
+        nchunks = len(_chunks(parallel, pe.parallel_bits))
+        cyc = _serial_cycles((serial, pe.bits_per_cycle))
+        return (cyc, pe.lanes, nchunks, 1) if serial_is_y else (cyc, pe.lanes, 1, nchunks)
+    if pe.type == "bit_serial_both":
+        return _serial_cycles((x, pe.bits_per_cycle), (y, pe.stationary_bits_per_cycle)), pe.lanes, 1, 1
+    if pe.type == "bitfusion":
+        top = pe.fusion_widths[-1]
+        xs, ys = _chunks(x, top), _chunks(y, top)
+
+        def fused(b):  # smallest supported width holding b bits
+            for w in pe.fusion_widths:
+                if w >= b:
+                    return w
+            raise AssertionError(b)
+        need = 0  # bricks one MAC occupies: one per (x brick, y brick) pair
+        for _ in range(fused(xs[0]) // pe.brick_bits):
+            for _ in range(fused(ys[0]) // pe.brick_bits):
+                need += 1
+        free, macs = pe.bricks, 0
+        while free >= need:  # allocate MACs to bricks within one cycle
+            free -= need
+            macs += 1
+        return 1, macs, len(xs), len(ys)
+    raise ValueError(pe.type)
+
+
+# --- one fold: the wavefront, cycle by cycle ----------------------------------------------------
+def step_fold(R: int, C: int, preload: int, slots: int, slot_cycles: int) -> int:
+    """Cycles until every PE of an R x C array has finished ``slots`` slots."""
+    nxt = np.zeros((R, C), np.int64)  # next slot each PE will start
+    busy = np.zeros((R, C), np.int64)  # cycle at which each PE becomes free
+    big = np.iinfo(np.int64).max
+    c = preload  # stationary values are loaded one row per cycle before streaming starts
+    while True:
+        if (nxt == slots).all() and (busy <= c).all():
+            return int(busy.max()) if slots else c
+        prev = nxt.copy()  # slots started before this cycle
+        left = np.full((R, C), big)
+        left[:, 1:] = prev[:, :-1]
+        up = np.full((R, C), big)
+        up[1:, :] = prev[:-1, :]
+        go = (busy <= c) & (nxt < slots) & (left > nxt) & (up > nxt)
+        busy[go] = c + slot_cycles
+        nxt[go] += 1
+        c += 1
+
+
+# --- the whole GEMM: folds, buffers, pipeline ---------------------------------------------------
+def simulate_gemm(arch, M: int, N: int, K: int, x_bits: int, y_bits: int, out_bits: int,
+                  G: int = 1, swappable: bool = False) -> RefResult:
+    """Step ``G`` GEMMs ``(M x K) @ (K x N)`` through ``arch``; small shapes only."""
+    R, C, df = arch.array.rows, arch.array.cols, arch.array.dataflow
+    slot_c, lanes, cx, cy = pe_behaviour(arch.pe, x_bits, y_bits, swappable)
+    passes = cx * cy
+    b = arch.buffers
+    cap = {"i": b.usable_bytes("ifmap"), "f": b.usable_bytes("filter"), "o": b.usable_bytes("ofmap")}
+    acc = arch.accumulator.width_bits / 8.0
+    xb, yb, ob = x_bits / 8.0, y_bits / 8.0, out_bits / 8.0
+    X_fits, W_fits = M * K * xb <= cap["i"], K * N * yb <= cap["f"]
+
+    # spatial rows/cols and the temporal length, by what each dataflow holds still
+    if df == "ws":
+        rows_dim, cols_dim, T, preload = K, N, M, R
+    elif df == "os":
+        rows_dim, cols_dim, T, preload = M, N, K, 0
+    else:
+        rows_dim, cols_dim, T, preload = K, M, N, R
+    slots = 0
+    while slots * lanes < T:
+        slots += 1
+    memo: dict = {}
+    folds = []  # (compute cycles, DRAM load bytes, DRAM store bytes) per fold
+    sram = 0.0
+    nfolds = 0
+    for _g in range(G):
+        resident_x, resident_w = set(), set()
+        for c0 in range(0, cols_dim, C):
+            cols = min(C, cols_dim - c0)
+            r_idx = 0
+            n_rounds = -(-rows_dim // R) * passes
+            psum_fits = T * cols * acc <= cap["o"]
+            for r0 in range(0, rows_dim, R):
+                rows = min(R, rows_dim - r0)
+                load = store = cyc = 0.0
+                # tiles this fold needs: (key, bytes, resident set, fits)
+                if df == "ws":
+                    need_x, need_w = (("x", r0), M * rows * xb), (("w", r0, c0), rows * cols * yb)
+                elif df == "os":
+                    need_x, need_w = (("x", r0), rows * K * xb), (("w", c0), K * cols * yb)
+                else:
+                    need_x, need_w = (("x", r0, c0), rows * cols * xb), (("w", r0), rows * N * yb)
+                for (key, nbytes), res, fits in ((need_x, resident_x, X_fits), (need_w, resident_w, W_fits)):
+                    if key not in res:
+                        load += nbytes
+                        if fits:
+                            res.add(key)
+                for p in range(passes):
+                    key = (slots, slot_c)
+                    if key not in memo:
+                        memo[key] = step_fold(R, C, preload, slots, slot_c)
+                    cyc += memo[key]
+                    nfolds += 1
+                    sram += need_x[1] / cx + need_w[1] / cy  # one chunk of each operand per pass
+                    if df != "os":
+                        ps = T * cols * acc
+                        if r_idx > 0:  # read back the partial sums of the previous round
+                            sram += ps
+                            if not psum_fits:
+                                load += ps
+                        if r_idx < n_rounds - 1:  # write partial sums for the next round
+                            sram += ps
+                            if not psum_fits:
+                                store += ps
+                        else:
+                            sram += T * cols * ob
+                            store += T * cols * ob
+                        r_idx += 1
+                if df == "os":
+                    sram += rows * cols * ob
+                    store += rows * cols * ob
+                folds.append((cyc, load, store))
+    bw = arch.dram_bytes_per_cycle
+    compute = int(sum(f[0] for f in folds))
+    dram = float(sum(f[1] + f[2] for f in folds))
+    total = _pipeline(folds, bw, arch.buffers.double_buffered)
+    return RefResult(compute, dram, sram + dram, total, nfolds)
+
+
+def _pipeline(folds, bw: float, overlap: bool) -> float:
+    """Run folds through load -> compute -> store on one DRAM channel."""
+    if not overlap:
+        return float(sum(c + (ld + st) / bw for c, ld, st in folds))
+    comp_end = [0.0, 0.0]  # compute end of the last two folds (their buffer halves)
+    load_end = dram_free = folds[0][1] / bw if folds else 0.0
+    for i, (c, _ld, st) in enumerate(folds):
+        start = max(load_end, comp_end[-1])
+        end = start + c
+        if i + 1 < len(folds):  # next load: a buffer half frees when fold i-1 has computed
+            ls = max(dram_free, comp_end[-1])
+            load_end = dram_free = ls + folds[i + 1][1] / bw
+        dram_free = max(dram_free, end) + st / bw
+        comp_end = [comp_end[-1], end]
+    return max(dram_free, comp_end[-1])
