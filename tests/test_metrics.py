@@ -1,0 +1,157 @@
+"""FD, precision/recall, PSNR and SSIM against closed forms, scipy and straightforward loops."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.signal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from earlyq_sim.errors import UserError
+from earlyq_sim.workloads import metrics as m
+
+
+def _rand_cov(rng, d):
+    a = rng.normal(size=(d, d))
+    return a @ a.T + 0.1 * np.eye(d)
+
+
+def test_fd_identical_stats_is_zero():
+    rng = np.random.default_rng(0)
+    mu, s = rng.normal(size=8), _rand_cov(rng, 8)
+    assert m.frechet_distance(mu, s, mu, s) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_fd_closed_form_diagonal_and_1d():
+    # 1-D: (m1-m2)^2 + (s1 - s2)^2 with s the standard deviations
+    assert m.frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4.0 + 1.0)
+    # commuting (diagonal) covariances: sum (sqrt(a) - sqrt(b))^2 + |dmu|^2
+    a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 4.0, 1.0])
+    mu1, mu2 = np.zeros(3), np.array([1.0, 2.0, 2.0])
+    expect = 9.0 + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
+    assert m.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expect)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 12), st.integers(0, 2**31 - 1))
+def test_fd_matches_scipy_sqrtm(d, seed):
+    rng = np.random.default_rng(seed)
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    s1, s2 = _rand_cov(rng, d), _rand_cov(rng, d)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    ref = (mu1 - mu2) @ (mu1 - mu2) + np.trace(s1 + s2 - 2 * covmean)
+    assert m.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(ref, rel=1e-6, abs=1e-8)
+
+
+def test_fd_singular_covariance_is_finite_and_nonnegative():
+    s = np.zeros((4, 4))
+    s[0, 0] = 1.0
+    assert m.frechet_distance(np.zeros(4), s, np.zeros(4), s) == pytest.approx(0.0, abs=1e-10)
+    assert m.frechet_distance(np.zeros(4), s, np.ones(4), np.eye(4)) == pytest.approx(4 + 1 + 4 - 2)
+
+
+def test_fd_shape_mismatch_is_user_error():
+    with pytest.raises(UserError):
+        m.frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
+
+
+def _brute_pr(real, fake, k):
+    def radii(x):
+        d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+        return np.sort(d, axis=1)[:, k]
+
+    def cov(q, s, r):
+        d = np.sqrt(((q[:, None] - s[None]) ** 2).sum(-1))
+        return float((d <= r[None]).any(1).mean())
+
+    return cov(fake, real, radii(real)), cov(real, fake, radii(fake))
+
+
+def test_precision_recall_against_brute_force():
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(60, 5))
+    fake = rng.normal(loc=0.7, size=(45, 5))
+    p, r = m.precision_recall(real, fake, k=3)
+    bp, br = _brute_pr(real, fake, 3)
+    assert (p, r) == pytest.approx((bp, br))
+    assert 0 < p < 1 and 0 < r < 1
+
+
+def test_precision_recall_hand_case():
+    # real: 4 points on a line, k=1 radii are 1; fake at 0.5 (inside) and 10 (outside)
+    real = np.array([[0.0], [1.0], [2.0], [3.0]])
+    fake = np.array([[0.5], [10.0], [11.0]])
+    p, r = m.precision_recall(real, fake, k=1)
+    assert p == pytest.approx(1 / 3)
+    # fake radii (k=1): 9.5, 1, 1 -> ball around 0.5 of radius 9.5 covers all real points
+    assert r == pytest.approx(1.0)
+    with pytest.raises(UserError):
+        m.precision_recall(real, fake[:1], k=3)
+
+
+def test_psnr_identical_and_known_value():
+    a = np.random.default_rng(0).integers(0, 256, size=(3, 16, 16), dtype=np.uint8)
+    assert np.all(np.isinf(m.psnr(a, a)))
+    c = np.zeros((1, 16, 16), np.uint8)
+    d = np.full((1, 16, 16), 10, np.uint8)
+    assert m.psnr(c, d)[0] == pytest.approx(10 * math.log10(255 ** 2 / 100))
+    e = c.copy()
+    e[0, 0, 0] = 16  # one pixel off by 16: MSE = 256 / 256 = 1
+    assert m.psnr(c, e)[0] == pytest.approx(20 * math.log10(255))
+
+
+def _ssim_loop(a, b):
+    """Wang et al. 2004 written as a plain loop over valid 11x11 windows."""
+    w = m.gaussian_window()
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    h, wd = a.shape
+    vals = []
+    for i in range(h - 10):
+        for j in range(wd - 10):
+            x, y = a[i:i + 11, j:j + 11].astype(float), b[i:i + 11, j:j + 11].astype(float)
+            mx, my = (w * x).sum(), (w * y).sum()
+            vx, vy = (w * (x - mx) ** 2).sum(), (w * (y - my) ** 2).sum()
+            cxy = (w * (x - mx) * (y - my)).sum()
+            vals.append((2 * mx * my + c1) * (2 * cxy + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2)))
+    return float(np.mean(vals))
+
+
+def test_gaussian_window_matches_scipy_kernel():
+    g = m.gaussian_window()
+    assert g.shape == (11, 11) and g.sum() == pytest.approx(1.0)
+    one_d = scipy.signal.windows.gaussian(11, 1.5)
+    np.testing.assert_allclose(g, np.outer(one_d, one_d) / one_d.sum() ** 2)
+
+
+def test_ssim_identical_and_loop_reference():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, size=(4, 16, 16), dtype=np.uint8)
+    noise = rng.integers(-40, 41, size=a.shape)
+    b = np.clip(a.astype(int) + noise, 0, 255).astype(np.uint8)
+    np.testing.assert_allclose(m.ssim(a, a), 1.0, atol=1e-12)
+    got = m.ssim(a, b)
+    ref = [_ssim_loop(a[i], b[i]) for i in range(4)]
+    np.testing.assert_allclose(got, ref, rtol=1e-10)
+    assert np.all(got < 0.99)
+
+
+def test_ssim_constant_images_known_value():
+    # constant images x=a, y=b: sigma terms vanish -> (2ab + C1) / (a^2 + b^2 + C1)
+    a = np.full((1, 16, 16), 100, np.uint8)
+    b = np.full((1, 16, 16), 150, np.uint8)
+    c1 = (0.01 * 255) ** 2
+    assert m.ssim(a, b)[0] == pytest.approx((2 * 100 * 150 + c1) / (100 ** 2 + 150 ** 2 + c1))
+
+
+def test_pair_shape_errors():
+    with pytest.raises(UserError, match="ref_images"):
+        m.psnr(np.zeros((2, 16, 16)), np.zeros((3, 16, 16)))
+    with pytest.raises(UserError, match="too small"):
+        m.ssim(np.zeros((2, 8, 8)), np.zeros((2, 8, 8)))
+
+
+def test_feature_stats_needs_two_rows():
+    with pytest.raises(UserError):
+        m.feature_stats(np.zeros((1, 4)))
