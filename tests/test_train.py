@@ -43,8 +43,9 @@ def test_resume_repeats_uninterrupted_loss_sequence(tmp_path, tiny_data):
 
 
 def test_checkpoints_pruned_and_lr_warmup(tmp_path, tiny_data):
-    tr.train_diffusion(_cfg(tmp_path, steps=9, keep_ckpts=2), data=tiny_data)
+    tr.train_diffusion(_cfg(tmp_path, steps=9, keep_ckpts=2, milestone_every=4), data=tiny_data)
     assert [p.name for p in tr.list_checkpoints(tmp_path)] == ["ckpt_00000006.pt", "ckpt_00000009.pt"]
+    assert sorted(p.name for p in (tmp_path / "milestones").iterdir()) == ["ema_00000004.safetensors", "ema_00000008.safetensors"]
     cfg = _cfg(tmp_path, lr=1e-3, warmup_steps=4)
     assert [tr.lr_at(s, cfg) for s in range(5)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3])
 

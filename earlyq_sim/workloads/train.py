@@ -140,6 +140,7 @@ class TrainConfig:
     keep_ckpts: int = 2
     export_path: str | None = None     # EMA weights (safetensors), written atomically
     export_every_s: float = 600.0
+    milestone_every: int = 1000        # EMA weights at multiples of this step kept in milestones/
     log_every: int = 50
     model_name: str = "fmnist16"
     data_dir: str | None = None
@@ -331,6 +332,9 @@ def train_diffusion(cfg: TrainConfig, data: torch.Tensor | None = None,
             if (cfg.ckpt_every_steps and tr.step % cfg.ckpt_every_steps == 0) or now - last_ckpt >= cfg.ckpt_every_s:
                 ckpt_path = tr.save()
                 last_ckpt = now
+            if cfg.milestone_every and tr.step % cfg.milestone_every == 0:
+                save_unet_safetensors(tr.ema, Path(cfg.ckpt_dir) / "milestones" / f"ema_{tr.step:08d}.safetensors",
+                                      metadata={"step": str(tr.step), "ema": "true"})
             if cfg.export_path and now - last_export >= cfg.export_every_s:
                 tr.export()
                 last_export = now
@@ -358,6 +362,7 @@ def _parse(argv=None) -> TrainConfig:
     p.add_argument("--export", dest="export_path", default=None)
     p.add_argument("--export-every-s", type=float, default=600.0)
     p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--milestone-every", type=int, default=1000)
     p.add_argument("--data-dir", default=None)
     a = p.parse_args(argv)
     return TrainConfig(**vars(a))
