@@ -1,6 +1,7 @@
 """FD, precision/recall, PSNR and SSIM against closed forms, scipy and straightforward loops."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,3 +156,69 @@ def test_pair_shape_errors():
 def test_feature_stats_needs_two_rows():
     with pytest.raises(UserError):
         m.feature_stats(np.zeros((1, 4)))
+
+
+# ---- quality_metrics plumbing and the shipped feature network ------------------------------------
+import torch  # noqa: E402
+
+from earlyq_sim.workloads import feature_net as fn  # noqa: E402
+
+
+def _random_net():
+    torch.manual_seed(0)
+    return fn.FeatureNet().eval()
+
+
+def test_quality_metrics_with_given_net_and_reference():
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, size=(40, 16, 16), dtype=np.uint8)
+    net = _random_net()
+    feats = fn.extract_features(real, net)
+    mu, sigma = m.feature_stats(feats)
+    ref = {"mu": mu, "sigma": sigma, "features": feats}
+    out = m.quality_metrics(real, real, net=net, reference=ref)
+    assert out["fd"] == pytest.approx(0.0, abs=1e-6)
+    assert out["precision"] == 1.0 and out["recall"] == 1.0 and out["n_images"] == 40
+    assert out["ssim_mean"] == pytest.approx(1.0) and np.all(np.isinf(out["psnr_db"]))
+    other = np.clip(real.astype(int) + 30, 0, 255).astype(np.uint8)
+    out2 = m.quality_metrics(other, real, net=net, reference=ref)
+    assert out2["fd"] > 0 and out2["ssim_mean"] < 1 and out2["psnr_db_mean"] < 30
+    with pytest.raises(UserError, match="uint8"):
+        m.quality_metrics(real.astype(np.float32), net=net, reference=ref)
+
+
+def test_feature_input_checks():
+    with pytest.raises(UserError, match="16, 16"):
+        fn.as_model_input(np.zeros((2, 28, 28), np.uint8))
+    x = fn.as_model_input(np.full((2, 16, 16), 255, np.uint8))
+    assert x.shape == (2, 1, 16, 16) and float(x.max()) == 1.0
+
+
+def test_missing_feature_files_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="train_classifier"):
+        fn.load_feature_net(tmp_path / "nope.safetensors")
+    with pytest.raises(UserError, match="stats-only"):
+        fn.load_reference(tmp_path / "nope.npz")
+
+
+_SHIPPED = fn.FEATURE_NET_FILE.is_file() and fn.REF_STATS_FILE.is_file()
+_DATA = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").is_file()
+
+
+@pytest.mark.skipif(not (_SHIPPED and _DATA), reason="shipped feature net or Fashion-MNIST missing")
+def test_shipped_fd_ranks_degradations():
+    from earlyq_sim.workloads.datasets import load_fmnist, to_uint8
+
+    net, ref = fn.load_feature_net(), fn.load_reference()
+    x = load_fmnist("train")[:2000]
+    blur = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    g = torch.Generator().manual_seed(0)
+    noisy = (x + (torch.rand(x.shape, generator=g) * 2 - 1) * 0.3).clamp(-1, 1)
+
+    def fd(imgs):
+        mu, s = m.feature_stats(fn.extract_features(to_uint8(imgs), net))
+        return m.frechet_distance(mu, s, ref["mu"], ref["sigma"])
+
+    clean, blurred, noise = fd(x), fd(blur), fd(noisy)
+    assert clean < 5 < blurred < noise
+    assert blurred > 3 * clean
