@@ -1,0 +1,146 @@
+"""Build UNets from diffusers configs (meta/fake tensors for tracing) and load real weights.
+
+Nothing here downloads: configs are read with ``local_files_only=True`` and weights only from
+local safetensors files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from earlyq_sim.errors import UserError
+from earlyq_sim.models.registry import SUPPORTED_CLASSES, ModelInfo, resolve_model
+
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+WEIGHTS_INDEX = "diffusion_pytorch_model.safetensors.index.json"
+
+
+def read_config(path: str | os.PathLike) -> tuple[Path, dict]:
+    """Read a diffusers UNet config from a folder (``config.json``) or a JSON file.
+
+    Returns (config file path, config dict). Raises UserError naming the path and the problem.
+    """
+    from diffusers import UNet2DModel  # any ModelMixin: load_config needs a config_name
+
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UserError(f"{p}: no such file or folder (expected a diffusers UNet folder with config.json)")
+    config_file = p / "config.json" if p.is_dir() else p
+    if not config_file.is_file():
+        raise UserError(f"{p}: folder has no config.json (write one with save_pretrained)")
+    try:
+        config = UNet2DModel.load_config(str(config_file), local_files_only=True)
+    except Exception as e:  # diffusers raises EnvironmentError/ValueError with multi-line text
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{config_file}: not a valid diffusers config ({first})") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{config_file}: config is not a JSON object")
+    return config_file, dict(config)
+
+
+def config_for(info: ModelInfo) -> dict:
+    """The config dict of a resolved model."""
+    return read_config(info.config_path)[1]
+
+
+def build_unet(config: dict, source: str = "<config>") -> torch.nn.Module:
+    """Instantiate the diffusers UNet a config describes, on the current default device/mode.
+
+    Call it under ``torch.device("meta")`` or a FakeTensorMode to allocate nothing.
+    """
+    import diffusers
+
+    cls_name = config.get("_class_name")
+    if cls_name not in SUPPORTED_CLASSES:
+        raise UserError(f"{source}: field _class_name is {cls_name!r}; allowed: {', '.join(SUPPORTED_CLASSES)}")
+    if config.get("addition_embed_type"):
+        raise UserError(f"{source}: field addition_embed_type={config['addition_embed_type']!r} "
+                        "needs extra conditioning inputs; allowed: null")
+    try:
+        return getattr(diffusers, cls_name).from_config(config).eval()
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"{source}: diffusers cannot build {cls_name} from it ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+def _weight_files(info: ModelInfo) -> list[Path]:
+    if info.weights_path is not None and info.weights_path.is_file():
+        return [info.weights_path]
+    folder = info.config_path.parent
+    index = folder / WEIGHTS_INDEX
+    if not info.builtin and index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return [folder / s for s in shards]
+    if not info.builtin:
+        found = sorted(folder.glob("*.safetensors"))
+        if len(found) == 1:
+            return found
+    where = info.weights_path or folder / WEIGHTS_NAME
+    raise UserError(f"{where}: no weights for model {info.name!r} (need {WEIGHTS_NAME} "
+                    "or one *.safetensors file beside config.json)")
+
+
+def _state_dict_from(files: list[Path]) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    sd: dict[str, torch.Tensor] = {}
+    for f in files:
+        try:
+            sd.update(load_file(str(f), device="cpu"))
+        except Exception as e:
+            raise UserError(f"{f}: cannot read safetensors file ({type(e).__name__})") from None
+    return sd
+
+
+def check_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], where: str) -> None:
+    """Raise UserError, one line, if ``sd`` does not match ``model``'s parameters and buffers."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in sd.items()}
+    missing = sorted(set(want) - set(have))
+    extra = sorted(set(have) - set(want))
+    shapes = [f"{k} file {have[k]} vs model {want[k]}" for k in sorted(set(want) & set(have)) if want[k] != have[k]]
+    if missing or extra or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if extra:
+            parts.append(f"{len(extra)} unexpected (e.g. {', '.join(extra[:3])})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[0]})")
+        raise UserError(f"{where}: weights do not match the config: {'; '.join(parts)}")
+
+
+def load_unet(name_or_path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """A UNet with real weights (CPU, eval mode) from a built-in name with shipped weights or a
+    local diffusers folder (config.json + safetensors). Mismatched weights raise UserError."""
+    info = resolve_model(name_or_path)
+    files = _weight_files(info)
+    sd = _state_dict_from(files)
+    with torch.device("meta"):  # no random init: every tensor comes from the file
+        model = build_unet(config_for(info), str(info.config_path))
+    check_state_dict(model, sd, str(files[0]))
+    model.load_state_dict(sd, strict=True, assign=True)
+    left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if left:
+        raise UserError(f"{files[0]}: weights leave {len(left)} tensors unset (e.g. {left[0]})")
+    return model.to(dtype).eval()
+
+
+def example_inputs(info: ModelInfo, batch: int) -> dict[str, torch.Tensor]:
+    """Keyword inputs of one UNet forward at ``batch`` samples, made on the current device/mode.
+
+    Values are placeholders (zeros; timestep 500): tracing depends on shapes only.
+    """
+    c, h, w = info.sample_shape
+    inputs = {"sample": torch.zeros(batch, c, h, w),
+              "timestep": torch.full((batch,), 500, dtype=torch.long)}
+    if info.conditional:
+        tokens, width = info.encoder_shape
+        inputs["encoder_hidden_states"] = torch.zeros(batch, tokens, width)
+    return inputs
