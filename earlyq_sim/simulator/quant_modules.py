@@ -1,0 +1,320 @@
+"""Quantized drop-in modules: conv, linear and a diffusers attention processor.
+
+Which tensors are integer and which are float (integer path, mode ``int``):
+
+* integer: conv/linear input codes (act bits, per tensor), weight codes (weight bits, per
+  output channel), Q/K/V codes (act bits), attention-probability codes (prob bits, up to 16),
+  the bias (int, in units of ``s_a * s_w``), every product sum (exact, then checked against a
+  signed ``acc_bits`` accumulator), and the output codes (``out_bits``, default 16, written by a
+  fixed-point multiplier + round-half-up shift; attention's ``1/sqrt(d)`` is folded into it).
+* float32: everything between GEMMs: GroupNorm, SiLU, LayerNorm, softmax, GELU/GEGLU, residual
+  adds, up/down-sampling by interpolation, time-step sinusoids, attention masks. Their inputs
+  are GEMM outputs dequantized as ``code * s_out``.
+
+Mode ``fake`` uses the same codes, scales and quantized bias but computes each GEMM in float32
+on dequantized operands and rounds the output to the same ``out_bits`` grid; mode ``float`` is
+the original model; mode ``calibrate`` is ``float`` plus observers.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from earlyq_sim.errors import UserError
+from earlyq_sim.simulator import int_kernels as ik
+from earlyq_sim.simulator.fixed_point import mult_bits_for, quantize_multiplier, requantize
+from earlyq_sim.simulator.observers import make_observer
+from earlyq_sim.simulator.quantizers import (QParams, WeightQ, act_qparams, dequantize, out_qparams,
+                                             prob_qparams, quantize, quantize_weight)
+from earlyq_sim.workloads.schedule import StepBits
+
+MODES = ("float", "calibrate", "fake", "int")
+SHARED = -1     # range-set id of the range shared by all intervals
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Static choices of a quantized model (bits per step come later via ``set_step_bits``)."""
+
+    act_signed: bool = False        # activations: symmetric signed instead of asymmetric unsigned
+    out_bits: int = 16              # GEMM output grid written by the fixed-point rescale
+    acc_bits: int = 32              # signed accumulator width
+    overflow: str = "error"         # 'error' | 'saturate'
+    engine: str = "auto"            # see int_kernels.ENGINES
+    weight_method: str = "absmax"   # 'absmax' | 'mse'
+    observer: str = "mse"           # activation observer: 'minmax' | 'percentile' | 'mse'
+    out_headroom: float = 1.25      # output grid covers headroom * calibrated max |y|
+
+    def __post_init__(self) -> None:
+        if self.overflow not in ("error", "saturate"):
+            raise UserError(f"overflow: {self.overflow!r} is unknown; allowed error, saturate")
+        if self.engine not in ik.ENGINES:
+            raise UserError(f"engine: {self.engine!r} is unknown; allowed {', '.join(ik.ENGINES)}")
+        if not 8 <= self.acc_bits <= 48:
+            raise UserError(f"accumulator bits: {self.acc_bits!r} is out of range; allowed 8..48")
+        if not 8 <= self.out_bits <= 24:
+            raise UserError(f"output bits: {self.out_bits!r} is out of range; allowed 8..24")
+
+
+@dataclass
+class QuantState:
+    """Mutable per-model state shared by all quantized modules."""
+
+    cfg: QuantConfig
+    mode: str = "float"
+    bits: StepBits | None = None
+    range_set: int = SHARED
+    obs_set: int | None = None              # calibrate mode: which range set observes now
+    engine_calls: Counter = field(default_factory=Counter)
+    saturated: Counter = field(default_factory=Counter)
+
+
+class Slot:
+    """One quantized tensor position: its observers (per range set) and fitted ranges."""
+
+    def __init__(self, name: str, kind: str, state: QuantState) -> None:
+        self.name, self.kind, self.state = name, kind, state      # kind: act | out | prob
+        self.observers: dict[int, object] = {}
+        self.ranges: dict[tuple[int, int], tuple[float, float]] = {}   # (set, bits) -> (lo, hi)
+        self._cache: dict = {}
+
+    def observe(self, x: torch.Tensor) -> None:
+        sid = self.state.obs_set
+        if sid is None or self.kind == "prob":
+            return
+        if sid not in self.observers:
+            name = "minmax" if self.kind == "out" else self.state.cfg.observer
+            self.observers[sid] = make_observer(name, seed=zlib.crc32(self.name.encode()))
+        self.observers[sid].observe(x)
+
+    def bits(self) -> int:
+        b = self.state.bits
+        return {"act": b.act, "prob": b.prob, "out": self.state.cfg.out_bits}[self.kind]
+
+    def qparams(self) -> QParams:
+        bits = self.bits()
+        if self.kind == "prob":
+            return prob_qparams(bits)
+        key = (self.state.range_set, bits)
+        if key not in self._cache:
+            if key not in self.ranges:
+                which = "shared" if key[0] == SHARED else f"interval {key[0]}"
+                raise UserError(f"calibration: no range for {self.name} ({which}, {bits} bits); "
+                                "calibrate with this schedule or load its calibration file")
+            lo, hi = self.ranges[key]
+            if self.kind == "out":
+                self._cache[key] = out_qparams(max(-lo, hi), bits)
+            else:
+                self._cache[key] = act_qparams(lo, hi, bits, self.state.cfg.act_signed)
+        return self._cache[key]
+
+    def set_range(self, key: tuple[int, int], lo: float, hi: float) -> None:
+        self.ranges[key] = (float(lo), float(hi))
+        self._cache.pop(key, None)
+
+
+def fake_out(y: torch.Tensor, p: QParams) -> torch.Tensor:
+    """Round a float GEMM result to the output grid (round half up, like the fixed-point path)."""
+    return torch.clamp(torch.floor(y / p.scale + 0.5), p.qmin, p.qmax) * p.scale
+
+
+def int_finish(acc: torch.Tensor, m: np.ndarray, po: QParams, state: QuantState, where: str,
+               shape: tuple[int, ...]) -> torch.Tensor:
+    """Accumulator check, fixed-point rescale by real multipliers ``m`` (broadcast as ``shape``),
+    and dequantization of the output codes to float32 for the float ops that follow."""
+    acc, n = ik.check_accumulator(acc, state.cfg.acc_bits, state.cfg.overflow, where)
+    if n:
+        state.saturated[where] += n
+    m0, sh = quantize_multiplier(m, mult_bits_for(state.cfg.acc_bits))
+    codes = requantize(acc, torch.from_numpy(m0).view(shape), torch.from_numpy(sh).view(shape), po.qmin, po.qmax)
+    return codes.to(torch.float32) * po.scale
+
+
+class _QuantGemm(nn.Module):
+    """Shared logic of QuantConv2d / QuantLinear. ``orig`` keeps the float weight and bias."""
+
+    chan_dim = -1
+
+    def __init__(self, orig: nn.Module, name: str, state: QuantState) -> None:
+        super().__init__()
+        self.orig, self.qname, self.state = orig, name, state
+        self.act = Slot(name + ".act", "act", state)
+        self.out = Slot(name + ".out", "out", state)
+        self._wq: dict[int, tuple[WeightQ, torch.Tensor]] = {}
+
+    def weight_q(self, bits: int) -> tuple[WeightQ, torch.Tensor]:
+        """Weight codes at ``bits`` and per-channel ``sum_k |q_w|`` (cached)."""
+        if bits not in self._wq:
+            wq = quantize_weight(self.orig.weight, bits, self.state.cfg.weight_method)
+            self._wq[bits] = (wq, wq.codes.reshape(wq.codes.shape[0], -1).abs().sum(dim=1).double())
+        return self._wq[bits]
+
+    def _bshape(self, n: int) -> tuple[int, ...]:
+        return (n,) if self.chan_dim == -1 else (n, 1, 1)
+
+    def bias_q(self, sa: float, wq: WeightQ) -> torch.Tensor | None:
+        """Bias in the accumulator's units ``s_a * s_w[n]``, rounded half to even, int64."""
+        if self.orig.bias is None:
+            return None
+        return torch.round(self.orig.bias.detach().double() / (sa * wq.scale.double())).to(torch.int64)
+
+    def static_bound(self) -> tuple[int, float]:
+        """(K, max_n of amax_a * sum_k |q_w| + |bias_q|): the largest |acc| any input can give."""
+        pa = self.act.qparams()
+        wq, colabs = self.weight_q(self.state.bits.weight)
+        b = colabs * pa.amax_centered
+        bq = self.bias_q(pa.scale, wq)
+        if bq is not None:
+            b = b + bq.abs().double()
+        return int(wq.codes[0].numel()), float(b.max())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        st = self.state
+        if st.mode == "float":
+            return self.orig(x)
+        if st.mode == "calibrate":
+            y = self.orig(x)
+            self.act.observe(x)
+            self.out.observe(y)
+            return y
+        pa, po = self.act.qparams(), self.out.qparams()
+        wq, colabs = self.weight_q(st.bits.weight)
+        qa = quantize(x, pa)
+        bq = self.bias_q(pa.scale, wq)
+        n = wq.scale.numel()
+        if st.mode == "fake":
+            bias = None if bq is None else bq.float() * (pa.scale * wq.scale)
+            return fake_out(self.float_op(dequantize(qa, pa), wq.dequantize(), bias), po)
+        z, qmax = pa.zero_point, wq.qmax
+        eng = ik.pick_engine(st.cfg.engine, float(colabs.max()) * pa.amax_centered)
+        st.engine_calls[eng] += 1
+        acc = self.int_op(qa - z, (pa.qmin - z, pa.qmax - z), wq.codes, (-qmax, qmax), eng)
+        if bq is not None:
+            acc = acc + bq.view(self._bshape(n))
+        m = pa.scale * wq.scale.double().numpy() / po.scale
+        return int_finish(acc, m, po, st, self.qname, self._bshape(n))
+
+
+class QuantLinear(_QuantGemm):
+    chan_dim = -1
+
+    def float_op(self, a, w, b):
+        return F.linear(a, w, b)
+
+    def int_op(self, a, ab, w, wb, eng):
+        return ik.linear_acc(a, ab, w, wb, eng)
+
+
+class QuantConv2d(_QuantGemm):
+    chan_dim = 1
+
+    def __init__(self, orig: nn.Conv2d, name: str, state: QuantState) -> None:
+        if orig.groups != 1 or tuple(orig.dilation) != (1, 1) or orig.padding_mode != "zeros" \
+                or isinstance(orig.padding, str):
+            raise UserError(f"model: conv {name} has groups={orig.groups}, dilation={orig.dilation}, "
+                            f"padding={orig.padding!r} ({orig.padding_mode}); supported: groups 1, "
+                            "dilation 1, numeric zero padding")
+        super().__init__(orig, name, state)
+
+    def float_op(self, a, w, b):
+        return F.conv2d(a, w, b, self.orig.stride, self.orig.padding)
+
+    def int_op(self, a, ab, w, wb, eng):
+        return ik.conv2d_acc(a, ab, w, wb, tuple(self.orig.stride), tuple(self.orig.padding), eng)
+
+
+class QuantAttnProcessor:
+    """diffusers attention processor with integer QK^T and PV (AttnProcessor semantics).
+
+    Slots: ``q``, ``k``, ``v`` (act bits), ``p`` (prob bits, zero point 0), ``scores`` and
+    ``pv`` (output grids). The projections ``to_q/to_k/to_v/to_out`` are QuantLinear modules.
+    """
+
+    def __init__(self, name: str, state: QuantState) -> None:
+        self.qname, self.state = name, state
+        self.slots = {k: Slot(f"{name}.{k}", kind, state) for k, kind in
+                      (("q", "act"), ("k", "act"), ("v", "act"), ("p", "prob"), ("scores", "out"), ("pv", "out"))}
+
+    def static_bounds(self, seq_k: int, head_dim: int) -> list[tuple[str, int, float]]:
+        """[(matmul, K, max |acc|)] for QK^T and PV at the current bits."""
+        s = {k: v.qparams() for k, v in self.slots.items()}
+        return [("qk", head_dim, head_dim * s["q"].amax_centered * s["k"].amax_centered),
+                ("pv", seq_k, seq_k * s["p"].amax_centered * s["v"].amax_centered)]
+
+    def _attend(self, attn, query, key, value, mask):
+        st, sl = self.state, self.slots
+        if st.mode in ("float", "calibrate"):
+            scores = torch.baddbmm(torch.zeros(1, dtype=query.dtype), query, key.transpose(-1, -2),
+                                   beta=0, alpha=attn.scale)
+            if st.mode == "calibrate":
+                for n, t in (("q", query), ("k", key), ("v", value), ("scores", scores)):
+                    sl[n].observe(t)
+            probs = (scores if mask is None else scores + mask).softmax(dim=-1)
+            out = torch.bmm(probs, value)
+            if st.mode == "calibrate":
+                sl["pv"].observe(out)
+            return out
+        pq, pk, pv, pp = (sl[n].qparams() for n in ("q", "k", "v", "p"))
+        ps, po = sl["scores"].qparams(), sl["pv"].qparams()
+        cq, ck, cv = quantize(query, pq), quantize(key, pk), quantize(value, pv)
+        if st.mode == "fake":
+            scores = fake_out(torch.bmm(dequantize(cq, pq), dequantize(ck, pk).transpose(1, 2)) * attn.scale, ps)
+        else:
+            d = query.shape[-1]
+            eng = ik.pick_engine(st.cfg.engine, d * pq.amax_centered * pk.amax_centered)
+            st.engine_calls[eng] += 1
+            acc = ik.bmm_acc(cq - pq.zero_point, (pq.qmin - pq.zero_point, pq.qmax - pq.zero_point),
+                             (ck - pk.zero_point).transpose(1, 2),
+                             (pk.qmin - pk.zero_point, pk.qmax - pk.zero_point), eng)
+            m = np.array([pq.scale * pk.scale * attn.scale / ps.scale])
+            scores = int_finish(acc, m, ps, st, self.qname + ".qk", (1,))
+        probs = (scores if mask is None else scores + mask).softmax(dim=-1)
+        cp = quantize(probs, pp)
+        if st.mode == "fake":
+            return fake_out(torch.bmm(dequantize(cp, pp), dequantize(cv, pv)), po)
+        eng = ik.pick_engine(st.cfg.engine, key.shape[1] * pp.qmax * pv.amax_centered)
+        st.engine_calls[eng] += 1
+        acc = ik.bmm_acc(cp, (0, pp.qmax), cv - pv.zero_point, (pv.qmin - pv.zero_point, pv.qmax - pv.zero_point), eng)
+        m = np.array([pp.scale * pv.scale / po.scale])
+        return int_finish(acc, m, po, st, self.qname + ".pv", (1,))
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
+                 *args, **kwargs):
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size, sequence_length, _ = (
+            hidden_states.shape if encoder_hidden_states is None else encoder_hidden_states.shape)
+        attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        query = attn.to_q(hidden_states)
+        if encoder_hidden_states is None:
+            encoder_hidden_states = hidden_states
+        elif attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        key = attn.to_k(encoder_hidden_states)
+        value = attn.to_v(encoder_hidden_states)
+        query = attn.head_to_batch_dim(query)
+        key = attn.head_to_batch_dim(key)
+        value = attn.head_to_batch_dim(value)
+        hidden_states = self._attend(attn, query, key, value, attention_mask)
+        hidden_states = attn.batch_to_head_dim(hidden_states)
+        hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
