@@ -222,3 +222,9 @@ def test_shipped_fd_ranks_degradations():
     clean, blurred, noise = fd(x), fd(blur), fd(noisy)
     assert clean < 5 < blurred < noise
     assert blurred > 3 * clean
+
+
+def test_precomputed_real_radii_give_same_result():
+    rng = np.random.default_rng(7)
+    real, fake = rng.normal(size=(50, 4)), rng.normal(0.5, size=(30, 4))
+    assert m.precision_recall(real, fake, 3, real_radii=m.knn_radii(real, 3)) == m.precision_recall(real, fake, 3)

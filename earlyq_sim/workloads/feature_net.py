@@ -99,11 +99,13 @@ def extract_features(images, net: FeatureNet | None = None, batch_size: int = 10
 
 
 def load_reference(path: str | os.PathLike | None = None) -> dict:
-    """Shipped test-split reference: ``mu`` (128,), ``sigma`` (128, 128), ``features`` (N, 128)."""
+    """Shipped test-split reference: ``mu`` (128,), ``sigma`` (128, 128), ``features`` (N, 128),
+    and ``radii_k3`` (N,), the k=3 nearest-neighbour radii of ``features`` for precision/recall."""
     path = Path(path) if path else REF_STATS_FILE
     if not path.is_file():
         raise UserError(f"{path}: reference statistics not found; create them with "
                         f"'python -m earlyq_sim.workloads.train_classifier --stats-only'")
     with np.load(path) as z:
         return {"mu": z["mu"].astype(np.float64), "sigma": z["sigma"].astype(np.float64),
-                "features": z["features"].astype(np.float64)}
+                "features": z["features"].astype(np.float64),
+                **{k: z[k].astype(np.float64) for k in z.files if k.startswith("radii_k")}}

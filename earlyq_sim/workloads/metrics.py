@@ -75,17 +75,25 @@ def _coverage(query: torch.Tensor, support: torch.Tensor, radii: torch.Tensor, b
     return float(torch.cat(inside).double().mean())
 
 
-def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, float]:
+def knn_radii(features, k: int = 3) -> np.ndarray:
+    """k-th nearest-neighbour distance of each row (self excluded), float64 ``(N,)``."""
+    return _kth_nn_radii(torch.as_tensor(np.asarray(features), dtype=torch.float64), k).numpy()
+
+
+def precision_recall(real_features, fake_features, k: int = 3,
+                     real_radii: np.ndarray | None = None) -> tuple[float, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019) with k-NN radii, in [0, 1].
 
     Precision: share of fake samples inside the real manifold; recall: share of real samples
-    inside the fake manifold. Needs more than ``k`` samples on each side.
+    inside the fake manifold. Needs more than ``k`` samples on each side. ``real_radii``:
+    precomputed :func:`knn_radii` of the real features for this ``k`` (saves an N^2 pass).
     """
     real = torch.as_tensor(np.asarray(real_features), dtype=torch.float64)
     fake = torch.as_tensor(np.asarray(fake_features), dtype=torch.float64)
     if len(real) <= k or len(fake) <= k:
         raise UserError(f"precision_recall: {len(real)} real / {len(fake)} fake samples; allowed more than k={k} each")
-    precision = _coverage(fake, real, _kth_nn_radii(real, k))
+    radii = torch.as_tensor(real_radii, dtype=torch.float64) if real_radii is not None else _kth_nn_radii(real, k)
+    precision = _coverage(fake, real, radii)
     recall = _coverage(real, fake, _kth_nn_radii(fake, k))
     return precision, recall
 
@@ -170,7 +178,8 @@ def quality_metrics(images_uint8, ref_images_uint8=None, k: int = 3, net=None,
     feats = extract_features(images, net)
     mu, sigma = feature_stats(feats)
     out = {"n_images": int(len(feats)), "fd": frechet_distance(mu, sigma, ref["mu"], ref["sigma"])}
-    out["precision"], out["recall"] = precision_recall(ref["features"], feats, k=k)
+    radii = ref.get(f"radii_k{k}")
+    out["precision"], out["recall"] = precision_recall(ref["features"], feats, k=k, real_radii=radii)
     if ref_images_uint8 is not None:
         p, s = psnr(images, ref_images_uint8), ssim(images, ref_images_uint8)
         finite = p[np.isfinite(p)]

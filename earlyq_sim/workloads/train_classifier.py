@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from earlyq_sim.workloads.datasets import load_fmnist, to_uint8
+from earlyq_sim.workloads.metrics import knn_radii
 from earlyq_sim.workloads.feature_net import (FEATURE_NET_FILE, REF_STATS_FILE, RESOLUTION,
                                               FeatureNet, extract_features, load_feature_net)
 
@@ -89,14 +90,16 @@ def train_classifier(out: str | os.PathLike = FEATURE_NET_FILE, epochs: int = 8,
 
 
 def write_reference_stats(out: str | os.PathLike = REF_STATS_FILE, net_path=None, data_dir=None) -> dict:
-    """Features of the uint8-rounded test split: save ``mu``, ``sigma`` (float64), ``features`` (float16)."""
+    """Features of the uint8-rounded test split: save ``mu``, ``sigma`` (float64), ``features``
+    (float16) and their k=3 nearest-neighbour radii (for precision/recall)."""
     net = load_feature_net(net_path)
     test_u8 = to_uint8(load_fmnist("test", RESOLUTION, data_dir))
     feats = extract_features(test_u8, net)
     mu, sigma = feats.mean(0), np.cov(feats, rowvar=False)
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez_compressed(tmp, mu=mu, sigma=sigma, features=feats.astype(np.float16))
+    f16 = feats.astype(np.float16)
+    np.savez_compressed(tmp, mu=mu, sigma=sigma, features=f16, radii_k3=knn_radii(f16.astype(np.float64), 3))
     os.replace(tmp, out)
     return {"mu": mu, "sigma": sigma, "n": len(feats)}
 
