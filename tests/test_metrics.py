@@ -228,3 +228,15 @@ def test_precomputed_real_radii_give_same_result():
     rng = np.random.default_rng(7)
     real, fake = rng.normal(size=(50, 4)), rng.normal(0.5, size=(30, 4))
     assert m.precision_recall(real, fake, 3, real_radii=m.knn_radii(real, 3)) == m.precision_recall(real, fake, 3)
+
+
+def test_inception_fid_never_downloads(tmp_path):
+    imgs = np.zeros((4, 16, 16), np.uint8)
+    try:
+        import pytorch_fid  # noqa: F401
+    except ImportError:
+        with pytest.raises(UserError, match="pytorch-fid"):
+            m.inception_fid(imgs, imgs, tmp_path / "none.pth")
+    else:
+        with pytest.raises(UserError, match="not found"):
+            m.inception_fid(imgs, imgs, tmp_path / "none.pth")

@@ -187,3 +187,37 @@ def quality_metrics(images_uint8, ref_images_uint8=None, k: int = 3, net=None,
                    psnr_db_median=float(np.median(p)),
                    psnr_db_mean=float(finite.mean()) if finite.size else float("inf"))
     return out
+
+
+# ---- optional standard Inception FID (local weights only) -------------------------------------
+def inception_fid(images_uint8, ref_images_uint8, weights_path, batch_size: int = 50) -> float:
+    """Inception FID via ``pytorch-fid`` from a LOCAL ``pt_inception-2015-12-05`` weights file.
+
+    Never downloads: pytorch-fid's URL loader is replaced by ``torch.load(weights_path)`` for the
+    duration of the build. Grey images are repeated to 3 channels; pytorch-fid resizes to 299.
+    At 16x16 the numbers are far from published FIDs; use them only to relate to other tools.
+    """
+    import os
+
+    try:
+        from pytorch_fid import inception as pfi
+    except ImportError:
+        raise UserError("inception_fid: package 'pytorch-fid' is not installed; allowed: "
+                        "pip install pytorch-fid, or use the shipped FD (quality_metrics)") from None
+    if not os.path.isfile(weights_path):
+        raise UserError(f"{weights_path}: Inception weights file not found; allowed a local pt_inception-2015-12-05 .pth file")
+    original = pfi.load_state_dict_from_url
+    pfi.load_state_dict_from_url = lambda *a, **k: torch.load(weights_path, map_location="cpu")
+    try:
+        net = pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
+    finally:
+        pfi.load_state_dict_from_url = original
+
+    @torch.no_grad()
+    def feats(u8):
+        x = torch.from_numpy(_as_batch(u8, "images")).float()[:, None].repeat(1, 3, 1, 1) / 255.0
+        return torch.cat([net(x[i:i + batch_size])[0].flatten(1) for i in range(0, len(x), batch_size)]).double().numpy()
+
+    mu1, s1 = feature_stats(feats(images_uint8))
+    mu2, s2 = feature_stats(feats(ref_images_uint8))
+    return frechet_distance(mu1, s1, mu2, s2)
