@@ -34,13 +34,23 @@ CSV_FIELDS = ("step", "loss", "lr", "seconds")
 
 # ---- model config, building and weights ----------------------------------------------------
 def load_model_config(name: str = "fmnist16") -> dict:
-    """The shipped JSON config ``models/configs/<name>.json`` (keys: unet, scheduler, resolution)."""
+    """The shipped config ``models/configs/<name>.json`` as ``{unet, scheduler, resolution, weights, ...}``.
+
+    The file itself is a plain diffusers ``UNet2DModel`` config (so ``UNet2DModel.from_config``
+    reads it directly); the project's extras (scheduler, dataset, weights file) sit under the
+    ``_earlyq`` key, which diffusers ignores like every key starting with an underscore.
+    """
     path = MODELS_DIR / "configs" / f"{name}.json"
     if not path.is_file():
         known = sorted(p.stem for p in (MODELS_DIR / "configs").glob("*.json"))
         raise UserError(f"{path}: model config not found; allowed names {', '.join(known)}")
     with open(path) as fh:
-        return json.load(fh)
+        raw = json.load(fh)
+    extra = raw.get("_earlyq")
+    if not isinstance(extra, dict) or "scheduler" not in extra:
+        raise UserError(f"{path}: field '_earlyq.scheduler' missing; allowed a UNet2DModel config with an _earlyq block")
+    unet = {k: v for k, v in raw.items() if not k.startswith("_")}
+    return {**extra, "unet": unet, "config_path": str(path)}
 
 
 def build_unet(model_cfg: dict):
