@@ -22,6 +22,15 @@ def _cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("EARLYQ_CACHE_DIR", str(tmp_path / "cache"))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny real-tensor forwards: 2 OpenMP threads on a busy 2-core box spin for seconds.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def tiny(**over):
     torch.manual_seed(0)
     kw = dict(sample_size=8, in_channels=2, out_channels=2, block_out_channels=(8, 16), layers_per_block=1,
@@ -92,7 +101,7 @@ def test_local_conditional_folder_and_cfg(tmp_path):
                          up_block_types=("UpBlock2D", "CrossAttnUpBlock2D")).save_pretrained(tmp_path)
     info = resolve_model(str(tmp_path))
     assert info.conditional and info.encoder_shape == (77, 16)
-    one, two = trace_model(str(tmp_path)), trace_model(str(tmp_path), cfg=True)
+    one, two = trace_model(str(tmp_path), mode="meta"), trace_model(str(tmp_path), cfg=True, mode="meta")
     assert two.macs() == 2 * one.macs() and two.input_shapes["encoder_hidden_states"] == (2, 77, 16)
 
 
