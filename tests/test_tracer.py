@@ -235,3 +235,33 @@ def test_conditional_tiny_model_on_meta_attention_and_modules():
     assert len(cross) == 4 and set(cross.N) == {5}  # 5 text tokens are the keys
     assert tr.graph.graph["inputs"]["encoder_hidden_states"]
     assert (tr.ops.module == "down_blocks.0.resnets.0.conv1").sum() == 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(cin=st.integers(1, 4), cout=st.integers(1, 4), g=st.sampled_from([1, 2]), k=st.integers(1, 3),
+       stride=st.integers(1, 2), pad=st.integers(0, 1), hw=st.integers(3, 7), transposed=st.booleans(),
+       lin_dims=st.integers(2, 4), bias=st.booleans())
+def test_conv_and_linear_rules_match_formulas(cin, cout, g, k, stride, pad, hw, transposed, lin_dims, bias):
+    cin, cout = cin * g, cout * g
+    conv_cls = torch.nn.ConvTranspose2d if transposed else torch.nn.Conv2d
+    with torch.device("meta"):
+        conv = conv_cls(cin, cout, k, stride=stride, padding=pad, groups=g, bias=bias)
+        lin = torch.nn.Linear(cout, 5, bias=bias)
+        x = torch.zeros(2, cin, hw, hw + 1)
+    y = conv(x)
+    lead = (2, 3, 1, 2)[: lin_dims - 1]
+    z = torch.zeros(*lead, cout, device="meta")
+    tc = trace_module(conv, x)
+    tl = trace_module(lin, z)
+    row = tc.ops.iloc[0]
+    per_pixel = (cin // g) * (cout // g) * g * k * k  # MACs per input (transposed) / output pixel
+    pixels = 2 * (hw * (hw + 1) if transposed else y.shape[2] * y.shape[3])
+    assert len(tc.ops) == 1 and tc.macs("conv") == pixels * per_pixel
+    assert (row.C_in, row.C_out, row.R, row.S, row.stride, row.pad, row.groups, row.H_in, row.W_in) == \
+        (cin, cout, k, k, stride, pad, g, hw, hw + 1)
+    assert row.operand_kind == "wa" and row.w_elems == conv.weight.numel() and row.out_elems == y.numel()
+    lin_rows = tl.ops[tl.ops.unit == "gemm"]
+    assert len(lin_rows) == 1 and lin_rows.iloc[0].op == "linear"
+    assert tl.macs() == int(torch.tensor(lead).prod()) * cout * 5
+    validate_table(tc.ops)
+    validate_table(tl.ops)

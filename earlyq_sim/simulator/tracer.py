@@ -267,5 +267,9 @@ def trace_model(model: str, batch: int = 1, cfg: bool = False, cache: bool = Tru
         inputs = example_inputs(info, unet_batch)
         trace = trace_module(unet, model_name=info.name, **inputs)
     if cache:
-        trace_cache.save_trace(key, trace)
+        try:
+            trace_cache.save_trace(key, trace)
+        except OSError as e:  # a read-only or full cache disk must not fail the trace
+            import warnings
+            warnings.warn(f"earlyq-sim: trace not cached ({e})", stacklevel=2)
     return trace
