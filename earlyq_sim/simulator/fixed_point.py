@@ -52,8 +52,14 @@ def quantize_multiplier(m: np.ndarray | float, mult_bits: int = 31) -> tuple[np.
     return m0, shift
 
 
-def requantize(acc: torch.Tensor, m0: torch.Tensor, shift: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
-    """int64 ``acc`` (..., N) -> int64 output codes, per-column (``N``) or scalar m0/shift."""
-    rnd = torch.bitwise_left_shift(torch.ones_like(shift), shift - 1)
-    out = torch.bitwise_right_shift(acc * m0 + rnd, shift)
-    return out.clamp_(qmin, qmax)
+def requantize(acc: torch.Tensor, m0: torch.Tensor, shift: torch.Tensor, qmin: int, qmax: int,
+               rnd: torch.Tensor | None = None) -> torch.Tensor:
+    """Exact-integer ``acc`` (int64, or float holding integers) -> int64 output codes.
+
+    ``m0``, ``shift`` (and the rounding term ``rnd = 2^(shift-1)``, if precomputed) broadcast
+    against ``acc`` (per output channel or scalar). Works in place on a fresh int64 copy.
+    """
+    if rnd is None:
+        rnd = torch.bitwise_left_shift(torch.ones_like(shift), shift - 1)
+    t = acc.to(torch.int64, copy=True)
+    return t.mul_(m0).add_(rnd).bitwise_right_shift_(shift).clamp_(qmin, qmax)

@@ -20,7 +20,9 @@ Engines (all exact; tests compare each with the int64 NumPy reference bit for bi
   |x_b[k,n]|`` before using it. Convolutions run with NNPACK disabled (NNPACK may use
   Winograd/FFT, whose transforms are not exact); oneDNN/MKL direct and GEMM kernels only
   multiply and add.
-* ``auto``: f32 when the bound allows it, else f64, else int8.
+* ``auto``: f32 when the bound allows it (else f32 over input-channel chunks that each meet
+  it, summed in float64), else f64, else int8.
+* The integer bias is added inside the GEMM (exact under the same bound, which includes it).
 """
 
 from __future__ import annotations
@@ -103,30 +105,74 @@ def gemm_int8(a: torch.Tensor, a_bounds: tuple[int, int], b: torch.Tensor, b_bou
 
 
 # -- public kernels ---------------------------------------------------------------------------
-def _float_exact(fn, dtype: torch.dtype, *xs: torch.Tensor) -> torch.Tensor:
+def plan_chunks(cabs: torch.Tensor, amax: int, bias_abs: torch.Tensor | None,
+                limit: int = F32_EXACT) -> list[tuple[int, int]] | None:
+    """Split input channels into contiguous chunks whose float32 partial sums stay exact.
+
+    ``cabs[n, c]``: sum of |weight codes| of output ``n`` over input channel ``c`` (and the
+    kernel window). Chunk ``j`` needs ``amax * max_n sum_{c in j} cabs[n, c] (+ |bias| for the
+    first chunk) <= limit``. None when even one channel is too much.
+    """
+    run = bias_abs.double().clone() if bias_abs is not None else torch.zeros(cabs.shape[0], dtype=torch.float64)
+    cols = cabs.double().t() * amax                     # (C, N)
+    chunks, start = [], 0
+    for c in range(cols.shape[0]):
+        nxt = run + cols[c]
+        if float(nxt.max()) > limit:
+            if c == start:
+                return None
+            chunks.append((start, c))
+            start, nxt = c, cols[c].clone()
+            if float(nxt.max()) > limit:
+                return None
+        run = nxt
+    chunks.append((start, cols.shape[0]))
+    return chunks
+
+
+def _float_exact(op, dtype: torch.dtype, a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
+                 chunks: list[tuple[int, int]] | None, cdim: int) -> torch.Tensor:
+    """``op(a, w, bias)`` in ``dtype`` on integer-valued tensors, optionally summed over input
+    channel chunks (each chunk exact in ``dtype``; chunk sums added in float64, exact)."""
+    a, w = a.to(dtype), w.to(dtype)
+    b = None if bias is None else bias.to(dtype)
     with torch.backends.nnpack.flags(enabled=False):   # no Winograd/FFT
-        y = fn(*(x.to(dtype) for x in xs))
-    return y.to(torch.int64)                            # exact: y holds integers
+        if not chunks or len(chunks) == 1:
+            return op(a, w, b)
+        out = None
+        for j, (c0, c1) in enumerate(chunks):
+            part = op(a.narrow(cdim, c0, c1 - c0), w.narrow(1, c0, c1 - c0), b if j == 0 else None).double()
+            out = part if out is None else out.add_(part)
+        return out
+
+
+def _finish(acc: torch.Tensor, raw: bool) -> torch.Tensor:
+    return acc if raw else acc.to(torch.int64)
 
 
 def linear_acc(a: torch.Tensor, a_bounds: tuple[int, int], w: torch.Tensor, w_bounds: tuple[int, int],
-               engine: str) -> torch.Tensor:
-    """``a`` (..., K) centered activations, ``w`` (N, K) weight codes -> int64 (..., N)."""
-    lead = a.shape[:-1]
-    a2 = a.reshape(-1, a.shape[-1])
+               engine: str, bias: torch.Tensor | None = None, chunks=None, raw: bool = False) -> torch.Tensor:
+    """``a`` (..., K) centered activations, ``w`` (N, K) weight codes, optional integer ``bias``
+    (N,) -> exact ``sum_k a w + bias`` (..., N): int64, or with ``raw`` the engine's own dtype
+    (float32/float64 holding integers, or int64)."""
     if engine == "int8":
-        acc = gemm_int8(a2, a_bounds, w.t(), w_bounds)
-    else:
-        acc = _float_exact(lambda x, y: x @ y.t(), torch.float32 if engine == "f32" else torch.float64, a2, w)
-    return acc.reshape(*lead, w.shape[0])
+        lead = a.shape[:-1]
+        acc = gemm_int8(a.reshape(-1, a.shape[-1]), a_bounds, w.t(), w_bounds)
+        if bias is not None:
+            acc = acc + bias.to(torch.int64)
+        return acc.reshape(*lead, w.shape[0])
+    dt = torch.float32 if engine == "f32" else torch.float64
+    return _finish(_float_exact(F.linear, dt, a, w, bias, chunks, a.dim() - 1), raw)
 
 
 def conv2d_acc(x: torch.Tensor, x_bounds: tuple[int, int], w: torch.Tensor, w_bounds: tuple[int, int],
-               stride: tuple[int, int], padding: tuple[int, int], engine: str) -> torch.Tensor:
-    """``x`` (N,C,H,W) centered activations, ``w`` (Cout,C,R,S) codes -> int64 (N,Cout,Ho,Wo)."""
+               stride: tuple[int, int], padding: tuple[int, int], engine: str,
+               bias: torch.Tensor | None = None, chunks=None, raw: bool = False) -> torch.Tensor:
+    """``x`` (N,C,H,W) centered activations, ``w`` (Cout,C,R,S) codes -> exact (N,Cout,Ho,Wo)."""
     if engine != "int8":
         dt = torch.float32 if engine == "f32" else torch.float64
-        return _float_exact(lambda a, b: F.conv2d(a, b, None, stride, padding), dt, x, w)
+        op = lambda a, b, c: F.conv2d(a, b, c, stride, padding)  # noqa: E731
+        return _finish(_float_exact(op, dt, x, w, bias, chunks, 1), raw)
     n, c, h, wd = x.shape
     co, _, r, s = w.shape
     (sh, sw), (ph, pw) = stride, padding
@@ -138,6 +184,8 @@ def conv2d_acc(x: torch.Tensor, x_bounds: tuple[int, int], w: torch.Tensor, w_bo
     a2 = cols.reshape(n * ho * wo, r * s * c)
     w2 = w.permute(2, 3, 1, 0).reshape(r * s * c, co)
     acc = gemm_int8(a2, x_bounds, w2, w_bounds)
+    if bias is not None:
+        acc = acc + bias.to(torch.int64)
     return acc.reshape(n, ho, wo, co).permute(0, 3, 1, 2)
 
 
@@ -145,7 +193,9 @@ def bmm_acc(a: torch.Tensor, a_bounds: tuple[int, int], b: torch.Tensor, b_bound
             engine: str) -> torch.Tensor:
     """Batched ``a`` (G,M,K) @ ``b`` (G,K,N), centered integers -> int64 (G,M,N)."""
     if engine != "int8":
-        return _float_exact(torch.bmm, torch.float32 if engine == "f32" else torch.float64, a, b)
+        dt = torch.float32 if engine == "f32" else torch.float64
+        with torch.backends.nnpack.flags(enabled=False):
+            return torch.bmm(a.to(dt), b.to(dt)).to(torch.int64)
     return torch.stack([gemm_int8(a[g], a_bounds, b[g], b_bounds) for g in range(a.shape[0])])
 
 
@@ -157,7 +207,7 @@ def check_accumulator(acc: torch.Tensor, acc_bits: int, policy: str, where: str)
     value outside the range raises (``error``) or is clamped (``saturate``); never wrapped.
     """
     lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
-    amin, amax = int(acc.min()), int(acc.max())
+    amin, amax = (int(v) for v in torch.aminmax(acc))
     if lo <= amin and amax <= hi:
         return acc, 0
     if policy == "error":
@@ -166,4 +216,6 @@ def check_accumulator(acc: torch.Tensor, acc_bits: int, policy: str, where: str)
             f"{where}: accumulator overflow, value {bad} does not fit {acc_bits} bits "
             f"(range {lo}..{hi}); widen accumulator_bits or set overflow='saturate'")
     n = int(((acc < lo) | (acc > hi)).sum())
+    # float32 accumulators reach here only when acc_bits <= 25 (f32 sums are <= 2^24), so the
+    # limits are exact in the tensor's dtype
     return acc.clamp(lo, hi), n

@@ -31,7 +31,7 @@ from earlyq_sim.errors import UserError
 from earlyq_sim.simulator import int_kernels as ik
 from earlyq_sim.simulator.fixed_point import mult_bits_for, quantize_multiplier, requantize
 from earlyq_sim.simulator.observers import make_observer
-from earlyq_sim.simulator.quantizers import (QParams, WeightQ, act_qparams, dequantize, out_qparams,
+from earlyq_sim.simulator.quantizers import (QParams, WeightQ, act_qparams, dequantize, fake_quant, out_qparams,
                                              prob_qparams, quantize, quantize_weight)
 from earlyq_sim.workloads.schedule import StepBits
 
@@ -51,6 +51,7 @@ class QuantConfig:
     weight_method: str = "absmax"   # 'absmax' | 'mse'
     observer: str = "mse"           # activation observer: 'minmax' | 'percentile' | 'mse'
     out_headroom: float = 1.25      # output grid covers headroom * calibrated max |y|
+    fake_dtype: str = "float32"     # compute dtype of the fake-quant GEMMs: 'float32' | 'float64'
 
     def __post_init__(self) -> None:
         if self.overflow not in ("error", "saturate"):
@@ -59,6 +60,8 @@ class QuantConfig:
             raise UserError(f"engine: {self.engine!r} is unknown; allowed {', '.join(ik.ENGINES)}")
         if not 8 <= self.acc_bits <= 48:
             raise UserError(f"accumulator bits: {self.acc_bits!r} is out of range; allowed 8..48")
+        if self.fake_dtype not in ("float32", "float64"):
+            raise UserError(f"fake_dtype: {self.fake_dtype!r} is unknown; allowed float32, float64")
         if not 8 <= self.out_bits <= 24:
             raise UserError(f"output bits: {self.out_bits!r} is out of range; allowed 8..24")
 
@@ -121,20 +124,43 @@ class Slot:
 
 
 def fake_out(y: torch.Tensor, p: QParams) -> torch.Tensor:
-    """Round a float GEMM result to the output grid (round half up, like the fixed-point path)."""
-    return torch.clamp(torch.floor(y / p.scale + 0.5), p.qmin, p.qmax) * p.scale
+    """Round a float GEMM result to the output grid (round half up, like the fixed-point path);
+    float32 result (exactly ``code * scale`` rounded to float32, as in the integer path)."""
+    return (torch.clamp(torch.floor(y / p.scale + 0.5), p.qmin, p.qmax) * p.scale).to(torch.float32)
 
 
-def int_finish(acc: torch.Tensor, m: np.ndarray, po: QParams, state: QuantState, where: str,
-               shape: tuple[int, ...]) -> torch.Tensor:
-    """Accumulator check, fixed-point rescale by real multipliers ``m`` (broadcast as ``shape``),
-    and dequantization of the output codes to float32 for the float ops that follow."""
+def _fdt(state: "QuantState") -> torch.dtype:
+    return torch.float64 if state.cfg.fake_dtype == "float64" else torch.float32
+
+
+def quantize_centered(x: torch.Tensor, p: QParams) -> torch.Tensor:
+    """``quantize(x, p) - z`` (identical values), in three in-place passes."""
+    return (x / p.scale).round_().clamp_(p.qmin - p.zero_point, p.qmax - p.zero_point)
+
+
+@dataclass(frozen=True)
+class Rescale:
+    """Fixed-point multiplier of one GEMM for one (input grids, output grid) combination."""
+
+    m0: torch.Tensor
+    shift: torch.Tensor
+    rnd: torch.Tensor
+
+    @classmethod
+    def make(cls, m: np.ndarray, acc_bits: int, shape: tuple[int, ...]) -> "Rescale":
+        m0, sh = quantize_multiplier(m, mult_bits_for(acc_bits))
+        m0_t, sh_t = torch.from_numpy(m0).view(shape), torch.from_numpy(sh).view(shape)
+        return cls(m0_t, sh_t, torch.bitwise_left_shift(torch.ones_like(sh_t), sh_t - 1))
+
+
+def int_finish(acc: torch.Tensor, rs: Rescale, po: QParams, state: QuantState, where: str) -> torch.Tensor:
+    """Accumulator check, fixed-point rescale, and dequantization of the output codes to float32
+    for the float ops that follow."""
     acc, n = ik.check_accumulator(acc, state.cfg.acc_bits, state.cfg.overflow, where)
     if n:
         state.saturated[where] += n
-    m0, sh = quantize_multiplier(m, mult_bits_for(state.cfg.acc_bits))
-    codes = requantize(acc, torch.from_numpy(m0).view(shape), torch.from_numpy(sh).view(shape), po.qmin, po.qmax)
-    return codes.to(torch.float32) * po.scale
+    codes = requantize(acc, rs.m0, rs.shift, po.qmin, po.qmax, rs.rnd)
+    return codes.to(torch.float32).mul_(po.scale)
 
 
 class _QuantGemm(nn.Module):
@@ -148,12 +174,15 @@ class _QuantGemm(nn.Module):
         self.act = Slot(name + ".act", "act", state)
         self.out = Slot(name + ".out", "out", state)
         self._wq: dict[int, tuple[WeightQ, torch.Tensor]] = {}
+        self._plans: dict = {}
 
     def weight_q(self, bits: int) -> tuple[WeightQ, torch.Tensor]:
-        """Weight codes at ``bits`` and per-channel ``sum_k |q_w|`` (cached)."""
+        """Weight codes at ``bits`` and ``sum |q_w|`` per (output, input channel) (cached)."""
         if bits not in self._wq:
             wq = quantize_weight(self.orig.weight, bits, self.state.cfg.weight_method)
-            self._wq[bits] = (wq, wq.codes.reshape(wq.codes.shape[0], -1).abs().sum(dim=1).double())
+            c = wq.codes
+            cabs = c.abs().reshape(c.shape[0], c.shape[1], -1).sum(dim=2).double()
+            self._wq[bits] = (wq, cabs)
         return self._wq[bits]
 
     def _bshape(self, n: int) -> tuple[int, ...]:
@@ -165,15 +194,32 @@ class _QuantGemm(nn.Module):
             return None
         return torch.round(self.orig.bias.detach().double() / (sa * wq.scale.double())).to(torch.int64)
 
+    def plan(self, pa: QParams, po: QParams, wbits: int) -> dict:
+        """Everything static for one (input grid, output grid, weight bits): cached."""
+        key = (pa, po, wbits)
+        if key not in self._plans:
+            wq, cabs = self.weight_q(wbits)
+            bq = self.bias_q(pa.scale, wq)
+            babs = bq.abs().double() if bq is not None else torch.zeros(cabs.shape[0], dtype=torch.float64)
+            bound = float((cabs.sum(1) * pa.amax_centered + babs).max())
+            eng, chunks = self.state.cfg.engine, None
+            if eng in ("auto", "f32") and bound > ik.F32_EXACT:
+                chunks = ik.plan_chunks(cabs, pa.amax_centered, babs)
+                eng = "f32" if chunks else ik.pick_engine(eng, bound)
+            else:
+                eng = ik.pick_engine(eng, bound)
+            n = wq.scale.numel()
+            m = pa.scale * wq.scale.double().numpy() / po.scale
+            self._plans[key] = dict(
+                wq=wq, bq=bq, bound=bound, engine=eng, chunks=chunks,
+                bias_f=None if bq is None else bq.float() * (pa.scale * wq.scale),
+                rescale=Rescale.make(m, self.state.cfg.acc_bits, self._bshape(n)))
+        return self._plans[key]
+
     def static_bound(self) -> tuple[int, float]:
         """(K, max_n of amax_a * sum_k |q_w| + |bias_q|): the largest |acc| any input can give."""
-        pa = self.act.qparams()
-        wq, colabs = self.weight_q(self.state.bits.weight)
-        b = colabs * pa.amax_centered
-        bq = self.bias_q(pa.scale, wq)
-        if bq is not None:
-            b = b + bq.abs().double()
-        return int(wq.codes[0].numel()), float(b.max())
+        pl = self.plan(self.act.qparams(), self.out.qparams(), self.state.bits.weight)
+        return int(pl["wq"].codes[0].numel()), pl["bound"]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         st = self.state
@@ -185,21 +231,20 @@ class _QuantGemm(nn.Module):
             self.out.observe(y)
             return y
         pa, po = self.act.qparams(), self.out.qparams()
-        wq, colabs = self.weight_q(st.bits.weight)
-        qa = quantize(x, pa)
-        bq = self.bias_q(pa.scale, wq)
-        n = wq.scale.numel()
+        pl = self.plan(pa, po, st.bits.weight)
+        wq = pl["wq"]
         if st.mode == "fake":
-            bias = None if bq is None else bq.float() * (pa.scale * wq.scale)
-            return fake_out(self.float_op(dequantize(qa, pa), wq.dequantize(), bias), po)
-        z, qmax = pa.zero_point, wq.qmax
-        eng = ik.pick_engine(st.cfg.engine, float(colabs.max()) * pa.amax_centered)
+            dt = _fdt(st)
+            bias = None if pl["bq"] is None else pl["bq"].to(dt) * (pa.scale * wq.scale.to(dt))
+            y = self.float_op(dequantize(quantize(x, pa), pa).to(dt), wq.codes.to(dt) *
+                              wq.scale.to(dt).view((-1,) + (1,) * (wq.codes.dim() - 1)), bias)
+            return fake_out(y, po)
+        eng = pl["engine"]
         st.engine_calls[eng] += 1
-        acc = self.int_op(qa - z, (pa.qmin - z, pa.qmax - z), wq.codes, (-qmax, qmax), eng)
-        if bq is not None:
-            acc = acc + bq.view(self._bshape(n))
-        m = pa.scale * wq.scale.double().numpy() / po.scale
-        return int_finish(acc, m, po, st, self.qname, self._bshape(n))
+        qmax, z = wq.qmax, pa.zero_point
+        acc = self.int_op(quantize_centered(x, pa), (pa.qmin - z, pa.qmax - z), wq.codes, (-qmax, qmax), eng,
+                          pl["bq"], pl["chunks"])
+        return int_finish(acc, pl["rescale"], po, st, self.qname)
 
 
 class QuantLinear(_QuantGemm):
@@ -208,8 +253,8 @@ class QuantLinear(_QuantGemm):
     def float_op(self, a, w, b):
         return F.linear(a, w, b)
 
-    def int_op(self, a, ab, w, wb, eng):
-        return ik.linear_acc(a, ab, w, wb, eng)
+    def int_op(self, a, ab, w, wb, eng, bias, chunks):
+        return ik.linear_acc(a, ab, w, wb, eng, bias, chunks, raw=True)
 
 
 class QuantConv2d(_QuantGemm):
@@ -226,8 +271,9 @@ class QuantConv2d(_QuantGemm):
     def float_op(self, a, w, b):
         return F.conv2d(a, w, b, self.orig.stride, self.orig.padding)
 
-    def int_op(self, a, ab, w, wb, eng):
-        return ik.conv2d_acc(a, ab, w, wb, tuple(self.orig.stride), tuple(self.orig.padding), eng)
+    def int_op(self, a, ab, w, wb, eng, bias, chunks):
+        return ik.conv2d_acc(a, ab, w, wb, tuple(self.orig.stride), tuple(self.orig.padding), eng, bias, chunks,
+                             raw=True)
 
 
 class QuantAttnProcessor:
@@ -241,6 +287,7 @@ class QuantAttnProcessor:
         self.qname, self.state = name, state
         self.slots = {k: Slot(f"{name}.{k}", kind, state) for k, kind in
                       (("q", "act"), ("k", "act"), ("v", "act"), ("p", "prob"), ("scores", "out"), ("pv", "out"))}
+        self._rs: dict = {}
 
     def static_bounds(self, seq_k: int, head_dim: int) -> list[tuple[str, int, float]]:
         """[(matmul, K, max |acc|)] for QK^T and PV at the current bits."""
@@ -251,39 +298,52 @@ class QuantAttnProcessor:
     def _attend(self, attn, query, key, value, mask):
         st, sl = self.state, self.slots
         if st.mode in ("float", "calibrate"):
-            scores = torch.baddbmm(torch.zeros(1, dtype=query.dtype), query, key.transpose(-1, -2),
-                                   beta=0, alpha=attn.scale)
-            if st.mode == "calibrate":
-                for n, t in (("q", query), ("k", key), ("v", value), ("scores", scores)):
-                    sl[n].observe(t)
+            scores = torch.bmm(query, key.transpose(-1, -2)) * attn.scale
             probs = (scores if mask is None else scores + mask).softmax(dim=-1)
             out = torch.bmm(probs, value)
             if st.mode == "calibrate":
-                sl["pv"].observe(out)
+                for n, t in (("q", query), ("k", key), ("v", value), ("scores", scores), ("pv", out)):
+                    sl[n].observe(t)
             return out
-        pq, pk, pv, pp = (sl[n].qparams() for n in ("q", "k", "v", "p"))
-        ps, po = sl["scores"].qparams(), sl["pv"].qparams()
-        cq, ck, cv = quantize(query, pq), quantize(key, pk), quantize(value, pv)
-        if st.mode == "fake":
-            scores = fake_out(torch.bmm(dequantize(cq, pq), dequantize(ck, pk).transpose(1, 2)) * attn.scale, ps)
-        else:
-            d = query.shape[-1]
-            eng = ik.pick_engine(st.cfg.engine, d * pq.amax_centered * pk.amax_centered)
-            st.engine_calls[eng] += 1
-            acc = ik.bmm_acc(cq - pq.zero_point, (pq.qmin - pq.zero_point, pq.qmax - pq.zero_point),
-                             (ck - pk.zero_point).transpose(1, 2),
-                             (pk.qmin - pk.zero_point, pk.qmax - pk.zero_point), eng)
-            m = np.array([pq.scale * pk.scale * attn.scale / ps.scale])
-            scores = int_finish(acc, m, ps, st, self.qname + ".qk", (1,))
+        scores = self.qk(query, key, attn.scale)
         probs = (scores if mask is None else scores + mask).softmax(dim=-1)
-        cp = quantize(probs, pp)
+        return self.pv(probs, value)
+
+    def qk(self, query: torch.Tensor, key: torch.Tensor, scale: float) -> torch.Tensor:
+        """Scores ``scale * Q K^T`` (G, Lq, Lk) on the ``scores`` output grid (int or fake)."""
+        st, sl = self.state, self.slots
+        pq, pk, ps = sl["q"].qparams(), sl["k"].qparams(), sl["scores"].qparams()
         if st.mode == "fake":
-            return fake_out(torch.bmm(dequantize(cp, pp), dequantize(cv, pv)), po)
-        eng = ik.pick_engine(st.cfg.engine, key.shape[1] * pp.qmax * pv.amax_centered)
+            dt = _fdt(st)
+            y = torch.bmm(dequantize(quantize(query, pq), pq).to(dt),
+                          dequantize(quantize(key, pk), pk).to(dt).transpose(1, 2))
+            return fake_out(y * scale, ps)
+        eng = ik.pick_engine(st.cfg.engine, query.shape[-1] * pq.amax_centered * pk.amax_centered)
         st.engine_calls[eng] += 1
-        acc = ik.bmm_acc(cp, (0, pp.qmax), cv - pv.zero_point, (pv.qmin - pv.zero_point, pv.qmax - pv.zero_point), eng)
-        m = np.array([pp.scale * pv.scale / po.scale])
-        return int_finish(acc, m, po, st, self.qname + ".pv", (1,))
+        acc = ik.bmm_acc(quantize_centered(query, pq), (pq.qmin - pq.zero_point, pq.qmax - pq.zero_point),
+                         quantize_centered(key, pk).transpose(1, 2),
+                         (pk.qmin - pk.zero_point, pk.qmax - pk.zero_point), eng)
+        return int_finish(acc, self._rescale("qk", pq.scale * pk.scale * scale / ps.scale), ps, st,
+                          self.qname + ".qk")
+
+    def pv(self, probs: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """``P V`` (G, Lq, d) on the ``pv`` output grid, P quantized at prob bits (int or fake)."""
+        st, sl = self.state, self.slots
+        pp, pv, po = sl["p"].qparams(), sl["v"].qparams(), sl["pv"].qparams()
+        if st.mode == "fake":
+            dt = _fdt(st)
+            return fake_out(torch.bmm(fake_quant(probs, pp).to(dt), dequantize(quantize(value, pv), pv).to(dt)), po)
+        eng = ik.pick_engine(st.cfg.engine, value.shape[1] * pp.qmax * pv.amax_centered)
+        st.engine_calls[eng] += 1
+        acc = ik.bmm_acc(quantize(probs, pp), (0, pp.qmax), quantize_centered(value, pv),
+                         (pv.qmin - pv.zero_point, pv.qmax - pv.zero_point), eng)
+        return int_finish(acc, self._rescale("pv", pp.scale * pv.scale / po.scale), po, st, self.qname + ".pv")
+
+    def _rescale(self, which: str, m: float) -> Rescale:
+        key = (which, m)
+        if key not in self._rs:
+            self._rs[key] = Rescale.make(np.array([m]), self.state.cfg.acc_bits, (1,))
+        return self._rs[key]
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
                  *args, **kwargs):

@@ -73,6 +73,23 @@ def calibrate(qmodel, schedule: PrecisionSchedule, n_samples: int = 64, calib_st
     run_sampler(qmodel, n_samples, seed, sampler, schedule.num_steps, batch_size, eta, scheduler_config,
                 on_step, progress)
     qmodel.set_observe(None)
+    ranges = fit_ranges(qmodel, schedule)
+    cfg = qmodel.cfg
+    settings = {"n_samples": n_samples, "calib_steps": calib_steps, "sampler": sampler, "eta": eta,
+                "seed": seed, "observer": cfg.observer, "out_bits": cfg.out_bits,
+                "out_headroom": cfg.out_headroom, "act_signed": cfg.act_signed}
+    res = CalibrationResult(qmodel.fingerprint, _schedule_key(schedule), tuple(steps), settings, ranges)
+    apply_calibration(qmodel, res)
+    return res
+
+
+def fit_ranges(qmodel, schedule: PrecisionSchedule) -> dict[str, tuple[float, float]]:
+    """Fit ranges from the observers filled so far (range set = interval index), then free them.
+
+    Use it directly for models the sampler cannot drive (e.g. UNet2DConditionModel): run
+    forwards in ``calibrate`` mode with ``qmodel.set_observe(interval_index)``, then call this
+    and :func:`apply_calibration`.
+    """
     cfg = qmodel.cfg
     bits_of = {st.index: st.bits.act for st in schedule.stages()}
     ranges: dict[str, tuple[float, float]] = {}
@@ -94,17 +111,14 @@ def calibrate(qmodel, schedule: PrecisionSchedule, n_samples: int = 64, calib_st
             for b in bit_list:
                 ranges[f"{name}|{sid}|{b}"] = tuple(float(v) for v in obs.range_for(b, cfg.act_signed))
         slot.observers.clear()          # free the samples
-    settings = {"n_samples": n_samples, "calib_steps": calib_steps, "sampler": sampler, "eta": eta,
-                "seed": seed, "observer": cfg.observer, "out_bits": cfg.out_bits,
-                "out_headroom": cfg.out_headroom, "act_signed": cfg.act_signed}
-    res = CalibrationResult(qmodel.fingerprint, _schedule_key(schedule), tuple(steps), settings, ranges)
-    apply_calibration(qmodel, res)
-    return res
+    return ranges
 
 
-def apply_calibration(qmodel, res: CalibrationResult) -> None:
+def apply_calibration(qmodel, res: CalibrationResult | dict) -> None:
+    """Install fitted ranges (a CalibrationResult or a ``fit_ranges`` dict) into the model."""
     slots = qmodel.slots()
-    for key, (lo, hi) in res.ranges.items():
+    ranges = res.ranges if isinstance(res, CalibrationResult) else res
+    for key, (lo, hi) in ranges.items():
         name, sid, bits = key.rsplit("|", 2)
         if name not in slots:
             raise UserError(f"calibration: tensor {name!r} is not in this model; calibrated for another model")
