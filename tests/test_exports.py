@@ -161,12 +161,15 @@ def test_config_holds_the_arch_numbers(ops, tmp_path, df):
     assert not cp.has_section("network_presets")
     a = cp["architecture_presets"]
     assert (a.getint("ArrayHeight"), a.getint("ArrayWidth")) == (32, 32)
-    assert (a.getint("IfmapSramSzkB"), a.getint("FilterSramSzkB"), a.getint("OfmapSramSzkB")) == (256, 256, 128)
+    b = base.buffers
+    assert (a.getint("IfmapSramSzkB"), a.getint("FilterSramSzkB"), a.getint("OfmapSramSzkB")) == \
+        (b.ifmap_kib, b.filter_kib, b.ofmap_kib)
     assert a["Dataflow"] == df
     assert cp["run_presets"]["InterfaceBandwidth"] == "USER"
-    # 32 B/cycle of the spec; scalesim 3.0 takes ifmap/filter DRAM bandwidth from [layout]
-    assert a.getint("Bandwidth") == 32
-    assert cp["layout"].getint("IfmapSRAMBankBandwidth") == 32 == cp["layout"].getint("FilterSRAMBankBandwidth")
+    # the spec's DRAM B/cycle; scalesim 3.0 takes ifmap/filter DRAM bandwidth from [layout]
+    bw = base.dram_bytes_per_cycle
+    assert a.getint("Bandwidth") == bw
+    assert cp["layout"].getint("IfmapSRAMBankBandwidth") == bw == cp["layout"].getint("FilterSRAMBankBandwidth")
     assert not cp["layout"].getboolean("IfmapCustomLayout")
     # address ranges of the operands do not overlap
     assert a.getint("FilterOffset") > 34 * 34 * 16 and a.getint("OfmapOffset") > a.getint("FilterOffset") + 3 * 3 * 16 * 8
@@ -302,3 +305,14 @@ def test_real_trace_exports_keep_every_mac(tmp_path):
     layers = yaml.safe_load(z.workloads[0].read_text())
     check_schema(layers)
     assert sum(zz_macs(L) for L in layers) == t.macs()
+
+
+def test_config_takes_hand_set_buffer_sizes_and_bandwidth(ops, tmp_path):
+    base = load_arch("int8-systolic")
+    arch = replace(base, buffers=replace(base.buffers, ifmap_kib=64.0, filter_kib=32.0, ofmap_kib=16.0),
+                   dram_bytes_per_cycle=8.0, array=replace(base.array, rows=16, cols=8))
+    cp = configparser.ConfigParser()
+    cp.read(export_scalesim(ops, arch, tmp_path).config)
+    a = cp["architecture_presets"]
+    assert [a.getint(k) for k in ("ArrayHeight", "ArrayWidth", "IfmapSramSzkB", "FilterSramSzkB",
+                                  "OfmapSramSzkB", "Bandwidth")] == [16, 8, 64, 32, 16, 8]
