@@ -265,3 +265,13 @@ def test_conv_and_linear_rules_match_formulas(cin, cout, g, k, stride, pad, hw, 
     assert tl.macs() == int(torch.tensor(lead).prod()) * cout * 5
     validate_table(tc.ops)
     validate_table(tl.ops)
+
+
+def test_cache_keys_separate_batch_and_mode():
+    one = trace_model("ddpm-cifar10", mode="meta")
+    two = trace_model("ddpm-cifar10", batch=2, mode="meta")
+    assert two.macs() == 2 * one.macs() and two.input_shapes["sample"] == (2, 3, 32, 32)
+    fake = trace_model("ddpm-cifar10")
+    assert "aten.bmm.default" in set(one.ops.aten) and "aten.bmm.default" not in set(fake.ops.aten)
+    assert len(list(trace_cache.cache_dir().glob("*.json"))) == 3
+    assert trace_model("ddpm-cifar10", batch=2, mode="meta") == two
