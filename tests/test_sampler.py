@@ -1,0 +1,144 @@
+"""Samplers and calibration files: determinism, batch-size independence, per-interval ranges,
+save/load checks, bad input."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from earlyq_sim.errors import UserError
+from earlyq_sim.workloads.calibration import calib_step_indices, load_calibration
+from earlyq_sim.workloads.quality_api import load_unet, quantize_and_calibrate, sample
+from earlyq_sim.workloads.schedule import PrecisionSchedule
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(1)
+SCHED = PrecisionSchedule.parse("a4@0-0.5,a8@0.5-1,w8,p16", 4)
+
+
+def tiny_unet(seed=0):
+    from diffusers import UNet2DModel
+    torch.manual_seed(seed)
+    return UNet2DModel(sample_size=16, in_channels=1, out_channels=1, block_out_channels=(32, 64),
+                       layers_per_block=1, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                       up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8, attention_head_dim=32)
+
+
+@pytest.fixture(scope="module")
+def unet():
+    return tiny_unet()
+
+
+@pytest.fixture(scope="module")
+def calib(unet, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cal") / "c.safetensors"
+    qm = quantize_and_calibrate(unet, SCHED, n_calib=4, calib_steps=4, batch_size=4, save=path, progress=False)
+    return qm, path
+
+
+def test_same_seed_same_bytes_and_batch_independence(calib):
+    qm, _ = calib
+    a = sample(qm, SCHED, 4, seed=7, batch_size=4, progress=False)
+    b = sample(qm, SCHED, 4, seed=7, batch_size=4, progress=False)
+    assert a.dtype == np.uint8 and a.shape == (4, 16, 16, 1)
+    assert a.tobytes() == b.tobytes()
+    c = sample(qm, SCHED, 4, seed=8, batch_size=4, progress=False)
+    assert not np.array_equal(a, c)
+    # integer GEMMs are exact and the float ops are per sample: batch size does not matter
+    d = sample(qm, SCHED, 4, seed=7, batch_size=3, progress=False)
+    assert a.tobytes() == d.tobytes()
+
+
+@pytest.mark.parametrize("sampler,eta", [("ddpm", 0.0), ("ddim", 1.0)])
+def test_stochastic_samplers_reproducible(calib, sampler, eta):
+    qm, _ = calib
+    kw = dict(sampler=sampler, eta=eta, batch_size=2, progress=False)
+    a = sample(qm, SCHED, 2, seed=3, **kw)
+    assert a.tobytes() == sample(qm, SCHED, 2, seed=3, **kw).tobytes()
+
+
+def test_bits_follow_the_schedule(calib):
+    qm, _ = calib
+    seen = []
+    orig = qm.set_step_bits
+    qm.set_step_bits = lambda bits, idx: (seen.append((bits.act, idx)), orig(bits, idx))
+    try:
+        sample(qm, SCHED, 1, seed=0, progress=False)
+    finally:
+        del qm.set_step_bits
+    assert seen == [(4, 0), (4, 0), (8, 1), (8, 1)]
+
+
+def test_interval_and_shared_ranges_differ(calib):
+    qm, _ = calib
+    slot = next(iter(qm.gemms.values())).act
+    assert (0, 4) in slot.ranges and (-1, 4) in slot.ranges and (-1, 8) in slot.ranges and (1, 8) in slot.ranges
+    a = sample(qm, SCHED, 2, seed=1, progress=False)
+    qm.set_range_mode("shared")
+    try:
+        b = sample(qm, SCHED, 2, seed=1, progress=False)
+    finally:
+        qm.set_range_mode("interval")
+    assert not np.array_equal(a, b)
+
+
+def test_calibration_file_roundtrip_and_mismatches(calib, unet, tmp_path):
+    qm, path = calib
+    a = sample(qm, SCHED, 2, seed=5, progress=False)
+    qm2 = quantize_and_calibrate(unet, SCHED, load=path, progress=False)
+    assert a.tobytes() == sample(qm2, SCHED, 2, seed=5, progress=False).tobytes()
+    other = quantize_and_calibrate(tiny_unet(seed=1), SCHED, n_calib=1, calib_steps=1, batch_size=1,
+                                   progress=False)
+    with pytest.raises(UserError, match="another model") as e:
+        load_calibration(path, other, SCHED)
+    assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match="schedule") as e:
+        load_calibration(path, qm2, PrecisionSchedule.parse("a4@0-0.25,a8@0.25-1,w8,p16", 4))
+    assert "\n" not in str(e.value)
+    bad = tmp_path / "junk.safetensors"
+    bad.write_bytes(b"not a file")
+    with pytest.raises(UserError):
+        load_calibration(bad, qm2, SCHED)
+    with pytest.raises(UserError, match="not found"):
+        load_calibration(tmp_path / "missing.safetensors", qm2, SCHED)
+
+
+def test_checkpoint_mismatch_is_user_error(unet, tmp_path):
+    import json
+    from safetensors.torch import save_file
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(dict(unet.config)))
+    good = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, str(good))
+    loaded = load_unet(cfg, good)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in unet.state_dict().items())
+    sd = {k: v.contiguous() for k, v in tiny_unet().state_dict().items()}
+    sd.pop("conv_in.weight")
+    save_file(sd, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(UserError, match="does not match") as e:
+        load_unet(cfg, tmp_path / "bad.safetensors")
+    assert "\n" not in str(e.value)
+
+
+def test_bad_sampling_input(calib, unet):
+    qm, _ = calib
+    with pytest.raises(UserError, match="quantized model"):
+        sample(unet, SCHED, 1, 0, progress=False)
+    with pytest.raises(UserError, match="num_steps"):
+        sample(qm, SCHED, 1, 0, num_steps=10, progress=False)
+    with pytest.raises(UserError, match="sampler"):
+        sample(qm, SCHED, 1, 0, sampler="euler", progress=False)
+    with pytest.raises(UserError):
+        calib_step_indices(10, 0)
+
+
+def test_calibration_steps_cover_trajectory():
+    assert calib_step_indices(100, 20)[0] == 0 and calib_step_indices(100, 20)[-1] == 99
+    assert len(calib_step_indices(100, 20)) == 20
+    assert calib_step_indices(4, 20) == [0, 1, 2, 3]
+
+
+def test_float_sampling_reproducible(unet):
+    a = sample(unet, None, 2, seed=0, num_steps=3, progress=False)
+    assert a.tobytes() == sample(unet, None, 2, seed=0, num_steps=3, progress=False).tobytes()
