@@ -156,12 +156,51 @@ def test_gemm_traffic_hand():
     assert out.util == pytest.approx(614400 / (1024 * 1164))
     out4 = evaluate(a, make_table([gemm_row()]), StepBits(8, 4, 4)).iloc[0]
     assert out4.dram_bytes == 4800 + 6144 + 3200  # activations and outputs at 4 bits
-    # ifmap buffer 8 KiB (4 KiB usable when double-buffered) < X: X refetched per col fold
-    tiny = dataclasses.replace(a, buffers=dataclasses.replace(a.buffers, ifmap_kib=8.0))
-    assert evaluate(tiny, make_table([gemm_row()]), StepBits(8, 8, 8)).iloc[0].dram_bytes == 2 * 9600 + 6144 + 6400
-    # ofmap 8 KiB: a col fold's psums (100 x 32 x 4 B = 12800 B) spill: 2*(3-1) trips of 100x64x4 B
-    spill = dataclasses.replace(a, buffers=dataclasses.replace(a.buffers, ofmap_kib=8.0))
-    assert evaluate(spill, make_table([gemm_row()]), StepBits(8, 8, 8)).iloc[0].dram_bytes == 22144 + 4 * 25600
+
+
+def _with_buffers(a, **kw):
+    return dataclasses.replace(a, buffers=dataclasses.replace(a.buffers, **kw))
+
+
+def test_temporal_blocking_hand():
+    a = load_arch("int8-systolic")
+    ops = make_table([gemm_row()])
+    # ofmap 8 KiB -> 4096 B usable: a col fold holds 4096 / (32 cols * 4 B) = 32 rows of psums,
+    # so T = M = 100 runs as blocks 32, 32, 32, 4; fold(t) = 32 + 62 + t
+    out = evaluate(_with_buffers(a, ofmap_kib=8.0), ops, StepBits(8, 8, 8)).iloc[0]
+    assert out.compute_cycles == 6 * (3 * (94 + 32) + (94 + 4)) == 2856
+    assert out.dram_bytes == 22144  # everything still fetched once, no spill
+    # W is reloaded into the array once per block: 4 x 6144 B of SRAM reads instead of 1 x
+    assert out.sram_bytes == 2 * 9600 + 4 * 6144 + 6400 + 2 * 2 * 6400 * 4 + 22144
+    # ofmap 0.1 KiB: not even one row of 32 psums (128 B) fits -> blocks of 1 row and the
+    # psums of both col folds spill: 2 * (3 - 1) trips of 100 x 64 x 4 B
+    out = evaluate(_with_buffers(a, ofmap_kib=0.1), ops, StepBits(8, 8, 8)).iloc[0]
+    assert out.compute_cycles == 6 * 100 * (94 + 1)
+    assert out.dram_bytes == 22144 + 4 * 25600
+
+
+def test_refetch_hand():
+    a = load_arch("int8-systolic")
+    ops = make_table([gemm_row()])
+    # ifmap and filter 8 KiB (4096 B usable): blocks of floor(4096 / 96) = 42 rows -> 42, 42, 16;
+    # W (6144 B) does not fit its buffer -> fetched once per block (3x)
+    small = _with_buffers(a, ifmap_kib=8.0, filter_kib=8.0)
+    assert evaluate(small, ops, StepBits(8, 8, 8)).iloc[0].dram_bytes == 9600 + 3 * 6144 + 6400
+    # 16-bit activations: a block of X (42 x 96 x 2 B = 8064 B) no longer fits -> X refetched
+    # once per col fold (2x 19200 B); W 6144 B fits the 2 MiB filter; O at 16 bits = 12800 B
+    wide = _with_buffers(a, ifmap_kib=8.0)
+    assert evaluate(wide, ops, StepBits(8, 16, 16)).iloc[0].dram_bytes == 2 * 19200 + 6144 + 12800
+
+
+def test_conv_dram_moves_real_input_not_im2col():
+    # conv 3x3, 4 -> 8 channels on 6x6: im2col X is 36 x 36, the input tensor only 4 x 6 x 6 = 144
+    r = gemm_row(M=36, N=8, K=36, op="conv")
+    r["in_elems"] = 144
+    out = evaluate(load_arch("int8-systolic"), make_table([r]), StepBits(8, 8, 8)).iloc[0]
+    assert out.dram_bytes == 144 + 36 * 8 + 36 * 8
+    # array reads im2col X once (one col fold), W once, writes O, and K = 36 > 32 rows gives 2 row
+    # folds: one round of psums read + written, 2 * 36 * 8 * 4 B
+    assert out.sram_bytes == 36 * 36 + 36 * 8 + 36 * 8 + 2 * 36 * 8 * 4 + out.dram_bytes
 
 
 def test_no_overlap_sums_compute_and_memory():

@@ -79,11 +79,11 @@ def test_reference_agrees_with_analytical(name, df, data):
     ana = evaluate(arch, make_table([r]), bits).iloc[0]
     ref = simulate_gemm(arch, M, N, K, x, y, act, G=G, swappable=kind != "wa")
     assert ref.compute_cycles == ana.compute_cycles  # exact
-    assert ref.dram_bytes == pytest.approx(ana.dram_bytes, rel=1e-12)
-    assert ref.sram_bytes == pytest.approx(ana.sram_bytes, rel=1e-12)
+    assert ref.dram_bytes == pytest.approx(ana.dram_bytes, rel=1e-9)  # float sums of fractional chunks
+    assert ref.sram_bytes == pytest.approx(ana.sram_bytes, rel=1e-9)
     mem = ana.dram_bytes / arch.dram_bytes_per_cycle
     if db:  # double-buffered pipeline: between the overlap bound and no overlap at all
         assert ana.cycles == max(ana.compute_cycles, mem)
-        assert ana.cycles - 1e-9 <= ref.total_cycles <= ana.compute_cycles + mem + 1e-9
+        assert ana.cycles * (1 - 1e-9) <= ref.total_cycles <= (ana.compute_cycles + mem) * (1 + 1e-9)
     else:
-        assert ref.total_cycles == pytest.approx(ana.cycles, rel=1e-12)
+        assert ref.total_cycles == pytest.approx(ana.cycles, rel=1e-9)

@@ -18,8 +18,8 @@ import pandas as pd
 
 from earlyq_sim.errors import UserError
 from earlyq_sim.simulator import energy as en
-from earlyq_sim.simulator.cycle_model import bit_factors, fold_cycles, vector_cycles
-from earlyq_sim.simulator.mapping import map_gemm
+from earlyq_sim.simulator.cycle_model import bit_factors, blocked_cycles, stream_row_values, vector_cycles
+from earlyq_sim.simulator.mapping import map_gemm, temporal_blocks
 from earlyq_sim.simulator.memory import gemm_traffic, vector_traffic
 
 #: output columns and their units
@@ -103,8 +103,11 @@ def evaluate(arch, ops: pd.DataFrame, bits) -> pd.DataFrame:
         R, C = arch.array.rows, arch.array.cols
         mp = map_gemm(arch.array.dataflow, R, C, M, N, K)
         f = bit_factors(arch.pe, x, y, swappable=~kmask["wa"])
-        cyc = G * f.passes * mp.row_folds * mp.col_folds * fold_cycles(R, C, mp.preload, mp.T, f.slot, f.lanes)
-        tr = gemm_traffic(arch, mp, M, N, K, G, x, y, bits.act, f)
+        in_el = _col(ops, "in_elems")[g]  # real input tensor (conv: not im2col); 0 = unknown
+        x_el = np.where(in_el > 0, in_el / G, M * K)
+        blocks = temporal_blocks(arch, mp, stream_row_values(arch.array.dataflow, M, K, x_el))
+        cyc = G * blocked_cycles(R, C, mp, blocks, f)
+        tr = gemm_traffic(arch, mp, blocks, M, N, K, G, x, y, bits.act, f, x_elems=x_el)
         compute[g] = cyc
         sram_b[g], dram_b[g] = tr.sram, tr.dram
         e_comp[g] = en.gemm_compute_pj(arch, macs, f)

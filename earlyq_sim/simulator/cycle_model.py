@@ -1,9 +1,11 @@
 """Compute cycles of GEMMs and vector ops, vectorised over ops; PE bit scaling lives here.
 
-Per GEMM (one of the op's ``G`` instances), with ``map_gemm``'s ``Sr, Sc, T`` and folds:
+Per GEMM (one of the op's ``G`` instances), with ``map_gemm``'s ``Sr, Sc, T``, folds, and
+``temporal_blocks`` (``nb`` blocks of ``tb`` rows, the last of ``last`` rows; nb = 1 when
+partial sums fit on chip):
 
-    fold   = preload + (R + C - 2) + slot * ceil(T / lanes)
-    cycles = G * passes * row_folds * col_folds * fold
+    fold(t) = preload + (R + C - 2) + slot * ceil(t / lanes)
+    cycles  = G * passes * row_folds * col_folds * ((nb - 1) * fold(tb) + fold(last))
 
 * ``slot``: cycles a PE spends per streamed slot (1 for bit-parallel and Bit Fusion PEs,
   ``ceil(bits / bits_per_cycle)`` for bit-serial ones).
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from earlyq_sim.simulator.mapping import ceil_div, map_gemm
+from earlyq_sim.simulator.mapping import ceil_div, map_gemm, temporal_blocks
 
 
 @dataclass(frozen=True)
@@ -86,13 +88,34 @@ def fold_cycles(R: int, C: int, preload: int, T, slot, lanes) -> np.ndarray:
     return preload + (R + C - 2) + np.asarray(slot, np.int64) * ceil_div(T, lanes)
 
 
-def gemm_compute_cycles(arch, M, N, K, G, x_bits, y_bits, swappable=None) -> np.ndarray:
-    """Compute cycles of ``G`` GEMMs ``(M x K) @ (K x N)`` at operand bits (arrays in, int64 out)."""
+def blocked_cycles(R: int, C: int, mp, blocks, f) -> np.ndarray:
+    """Cycles of one GEMM instance over all passes, folds and temporal blocks."""
+    per = ((blocks.count - 1) * fold_cycles(R, C, mp.preload, blocks.size, f.slot, f.lanes)
+           + fold_cycles(R, C, mp.preload, blocks.last, f.slot, f.lanes))
+    return f.passes * mp.row_folds * mp.col_folds * per
+
+
+def stream_row_values(dataflow: str, M, K, x_elems=None) -> np.ndarray:
+    """Values stored per temporal row of the streamed operand (see ``mapping.temporal_blocks``)."""
+    K = np.asarray(K, np.float64)
+    if dataflow != "ws" or x_elems is None:
+        return K
+    return np.asarray(x_elems, np.float64) / np.asarray(M, np.float64)
+
+
+def gemm_compute_cycles(arch, M, N, K, G, x_bits, y_bits, swappable=None, x_elems=None) -> np.ndarray:
+    """Compute cycles of ``G`` GEMMs ``(M x K) @ (K x N)`` at operand bits (arrays in, int64 out).
+
+    ``x_elems``: real first-operand elements per GEMM (a conv's input tensor, not im2col);
+    default ``M * K``. Equals SCALE-Sim's count (times passes and G) whenever one temporal
+    block covers ``T`` (``mapping.temporal_blocks``).
+    """
     R, C = arch.array.rows, arch.array.cols
+    M, N, K, x_bits, y_bits = np.broadcast_arrays(*(np.asarray(v, np.int64) for v in (M, N, K, x_bits, y_bits)))
     mp = map_gemm(arch.array.dataflow, R, C, M, N, K)
     f = bit_factors(arch.pe, x_bits, y_bits, swappable)
-    per = fold_cycles(R, C, mp.preload, mp.T, f.slot, f.lanes)
-    return np.asarray(G, np.int64) * f.passes * mp.row_folds * mp.col_folds * per
+    blocks = temporal_blocks(arch, mp, stream_row_values(arch.array.dataflow, M, K, x_elems))
+    return np.asarray(G, np.int64) * blocked_cycles(R, C, mp, blocks, f)
 
 
 def peak_macs_per_cycle(arch, x_bits, y_bits, swappable=None) -> np.ndarray:

@@ -16,6 +16,15 @@ folds pad with idle PEs, as SCALE-Sim does), so one fold takes
 ``preload + (R + C - 2) + T`` cycles with bit-parallel PEs: SCALE-Sim's ``2R + C + T - 2``
 (ws, is) and ``R + C + T - 2`` (os). ``cycle_model`` generalises the ``T`` term for bit-serial
 and fused PEs.
+
+Temporal blocking (ws, is): partial sums of a column fold (``T x min(C, Sc)`` values at
+accumulator width) must stay in the ofmap buffer while the row folds accumulate, and a block
+of streamed rows (``tb`` rows of stored values, sized at 8 bits) should stay in its buffer while every
+column fold reuses it. So ``T`` is cut into blocks of ``tb`` rows, the largest that satisfies
+both (at least 1), and the loop order is ``for block: for column fold: for row fold``. The
+block never depends on operand bits, so bits change compute cycles only through the PE. With one block (``tb = T``, the usual
+case for small layers) this is exactly SCALE-Sim's schedule; with more, every block pays its
+own preload and fill/drain, and the stationary operand is reloaded once per block.
 """
 
 from __future__ import annotations
@@ -56,3 +65,35 @@ def map_gemm(dataflow: str, R: int, C: int, M, N, K) -> Mapping:
     else:
         raise ValueError(f"unknown dataflow {dataflow!r}; allowed ws, os, is")
     return Mapping(Sr, Sc, T, ceil_div(Sr, R), ceil_div(Sc, C), pre)
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """Temporal blocks per op (int64 arrays)."""
+
+    size: np.ndarray  # tb: rows of T per block
+    count: np.ndarray  # nb = ceil(T / tb)
+    last: np.ndarray  # rows in the last block, T - (nb - 1) * tb
+
+
+def temporal_blocks(arch, mp: Mapping, row_values) -> Blocks:
+    """Temporal blocks for ws/is: a column fold's partial sums and a block of streamed rows on chip.
+
+    ``tb`` is the largest block whose ``tb x min(C, Sc)`` partial sums fit the ofmap buffer and
+    whose ``tb x row_values`` streamed values fit the streamed operand's buffer (ifmap for ws,
+    filter for is) at 8 bits per value. ``row_values``: values stored per temporal row (ws: the
+    real input per output row, ``in_elems / M``, K/9 for a 3x3 conv; is: K). Sizing for 8 bits keeps the schedule, and so compute cycles,
+    independent of operand bits; wider streamed operands overflow the block and are refetched
+    (see ``memory``). os keeps outputs in the PEs and is never blocked.
+    """
+    T = mp.T
+    if arch.array.dataflow == "os":
+        return Blocks(T, np.ones_like(T), T)
+    acc_b = arch.accumulator.width_bits / 8.0
+    bufs = arch.buffers
+    by_psum = np.floor(bufs.usable_bytes("ofmap") / (np.minimum(arch.array.cols, mp.Sc) * acc_b))
+    cap_s = bufs.usable_bytes("ifmap" if arch.array.dataflow == "ws" else "filter")
+    by_stream = np.floor(cap_s / np.asarray(row_values, np.float64))  # 1 byte per streamed value
+    tb = np.maximum(1, np.minimum(T, np.minimum(by_psum, by_stream))).astype(np.int64)
+    nb = ceil_div(T, tb)
+    return Blocks(tb, nb, T - (nb - 1) * tb)

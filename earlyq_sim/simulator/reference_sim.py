@@ -4,8 +4,9 @@ It does not use ``mapping``/``cycle_model``/``memory``. Instead it
 
 * steps one PE through a MAC to find its behaviour at given bits (bit-serial cycles counted one
   by one, BitBricks allocated one by one, operands split into chunks one by one);
-* walks the folds (tiles) in SCALE-Sim order (column folds outer, row folds inner, chunk
-  passes innermost) and, per fold and pass, steps the systolic wavefront cycle by cycle over
+* shrinks the temporal block one row at a time until its partial sums and its streamed rows
+  (at 8 bits) fit on chip (ws/is), then walks blocks, column folds, row folds and chunk passes (os: one block,
+  SCALE-Sim order) and, per fold and pass, steps the systolic wavefront cycle by cycle over
   the whole ``R x C`` grid: a PE starts its next slot when it is free, its stationary value is
   loaded, and its left and upper neighbours started that slot at least one cycle earlier;
 * moves tiles through the buffers (an operand that fits stays resident after its first fetch;
@@ -131,60 +132,71 @@ def simulate_gemm(arch, M: int, N: int, K: int, x_bits: int, y_bits: int, out_bi
         rows_dim, cols_dim, T, preload = M, N, K, 0
     else:
         rows_dim, cols_dim, T, preload = K, M, N, R
-    slots = 0
-    while slots * lanes < T:
-        slots += 1
+    tb = T  # shrink the temporal block until its partial sums and 8-bit streamed rows fit
+    if df != "os":
+        cap_s = cap["i"] if df == "ws" else cap["f"]
+        while tb > 1 and (tb * min(C, cols_dim) * acc > cap["o"] or tb * K * 1.0 > cap_s):
+            tb -= 1
+    block_fits = tb * K * (xb if df == "ws" else yb) <= (cap["i"] if df == "ws" else cap["f"])
     memo: dict = {}
     folds = []  # (compute cycles, DRAM load bytes, DRAM store bytes) per fold
     sram = 0.0
     nfolds = 0
     for _g in range(G):
         resident_x, resident_w = set(), set()
-        for c0 in range(0, cols_dim, C):
-            cols = min(C, cols_dim - c0)
-            r_idx = 0
-            n_rounds = -(-rows_dim // R) * passes
-            psum_fits = T * cols * acc <= cap["o"]
-            for r0 in range(0, rows_dim, R):
-                rows = min(R, rows_dim - r0)
-                load = store = cyc = 0.0
-                # tiles this fold needs: (key, bytes, resident set, fits)
-                if df == "ws":
-                    need_x, need_w = (("x", r0), M * rows * xb), (("w", r0, c0), rows * cols * yb)
-                elif df == "os":
-                    need_x, need_w = (("x", r0), rows * K * xb), (("w", c0), K * cols * yb)
-                else:
-                    need_x, need_w = (("x", r0, c0), rows * cols * xb), (("w", r0), rows * N * yb)
-                for (key, nbytes), res, fits in ((need_x, resident_x, X_fits), (need_w, resident_w, W_fits)):
-                    if key not in res:
-                        load += nbytes
-                        if fits:
-                            res.add(key)
-                for p in range(passes):
-                    key = (slots, slot_c)
-                    if key not in memo:
-                        memo[key] = step_fold(R, C, preload, slots, slot_c)
-                    cyc += memo[key]
-                    nfolds += 1
-                    sram += need_x[1] / cx + need_w[1] / cy  # one chunk of each operand per pass
-                    if df != "os":
-                        ps = T * cols * acc
-                        if r_idx > 0:  # read back the partial sums of the previous round
-                            sram += ps
-                            if not psum_fits:
-                                load += ps
-                        if r_idx < n_rounds - 1:  # write partial sums for the next round
-                            sram += ps
-                            if not psum_fits:
-                                store += ps
-                        else:
-                            sram += T * cols * ob
-                            store += T * cols * ob
-                        r_idx += 1
-                if df == "os":
-                    sram += rows * cols * ob
-                    store += rows * cols * ob
-                folds.append((cyc, load, store))
+        for t0 in range(0, T, tb):
+            t = min(tb, T - t0)
+            slots = 0
+            while slots * lanes < t:
+                slots += 1
+            for c0 in range(0, cols_dim, C):
+                cols = min(C, cols_dim - c0)
+                r_idx = 0
+                n_rounds = -(-rows_dim // R) * passes
+                psum_fits = t * cols * acc <= cap["o"]
+                for r0 in range(0, rows_dim, R):
+                    rows = min(R, rows_dim - r0)
+                    load = store = cyc = 0.0
+                    # tiles this fold needs: ((key, bytes), stays resident once fetched?)
+                    if df == "ws":  # X block slice streamed (kept for the block), W tile stationary
+                        need_x, need_w = (("x", t0, r0), t * rows * xb), (("w", r0, c0), rows * cols * yb)
+                        keep_x, keep_w = block_fits, W_fits
+                    elif df == "os":
+                        need_x, need_w = (("x", r0), rows * K * xb), (("w", c0), K * cols * yb)
+                        keep_x, keep_w = X_fits, W_fits
+                    else:  # is: X tile stationary, W block slice streamed
+                        need_x, need_w = (("x", r0, c0), rows * cols * xb), (("w", t0, r0), rows * t * yb)
+                        keep_x, keep_w = X_fits, block_fits
+                    for (key, nbytes), res, keep in ((need_x, resident_x, keep_x), (need_w, resident_w, keep_w)):
+                        if key not in res:
+                            load += nbytes
+                            if keep:
+                                res.add(key)
+                    for _p in range(passes):
+                        key = (slots, slot_c)
+                        if key not in memo:
+                            memo[key] = step_fold(R, C, preload, slots, slot_c)
+                        cyc += memo[key]
+                        nfolds += 1
+                        sram += need_x[1] / cx + need_w[1] / cy  # one chunk of each operand per pass
+                        if df != "os":
+                            ps = t * cols * acc
+                            if r_idx > 0:  # read back the partial sums of the previous round
+                                sram += ps
+                                if not psum_fits:
+                                    load += ps
+                            if r_idx < n_rounds - 1:  # write partial sums for the next round
+                                sram += ps
+                                if not psum_fits:
+                                    store += ps
+                            else:
+                                sram += t * cols * ob
+                                store += t * cols * ob
+                            r_idx += 1
+                    if df == "os":
+                        sram += rows * cols * ob
+                        store += rows * cols * ob
+                    folds.append((cyc, load, store))
     bw = arch.dram_bytes_per_cycle
     compute = int(sum(f[0] for f in folds))
     dram = float(sum(f[1] + f[2] for f in folds))
