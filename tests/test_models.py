@@ -163,3 +163,18 @@ def test_read_config_folder(tmp_path):
     tiny().save_config(tmp_path)
     f, cfg = read_config(tmp_path)
     assert f == tmp_path / "config.json" and cfg["block_out_channels"] == [8, 16]
+
+
+def test_fmnist16_entry_traces():
+    info = resolve_model("fmnist16")
+    assert info.weights_path.name == "fmnist16.safetensors" and info.sample_shape == (1, 16, 16)
+    tr = trace_model("fmnist16", batch=2, mode="meta")
+    with torch.device("meta"):
+        model = build_unet(config_for(info))
+    assert tr.params == sum(p.numel() for p in model.parameters()) and tr.macs("attn_qk") > 0
+
+
+def test_load_unet_casts_dtype(tmp_path):
+    tiny().save_pretrained(tmp_path)
+    m = load_unet(str(tmp_path), dtype=torch.float64)
+    assert {p.dtype for p in m.parameters()} == {torch.float64}

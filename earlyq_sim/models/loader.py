@@ -125,11 +125,13 @@ def load_unet(name_or_path: str | os.PathLike, dtype: torch.dtype = torch.float3
     with torch.device("meta"):  # no random init: every tensor comes from the file
         model = build_unet(config_for(info), str(info.config_path))
     check_state_dict(model, sd, str(files[0]))
+    # Cast in the dict: model.to(dtype) after loading makes diffusers warn about fp32 modules.
+    sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
     model.load_state_dict(sd, strict=True, assign=True)
     left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
     if left:
         raise UserError(f"{files[0]}: weights leave {len(left)} tensors unset (e.g. {left[0]})")
-    return model.to(dtype).eval()
+    return model.eval()
 
 
 def example_inputs(info: ModelInfo, batch: int) -> dict[str, torch.Tensor]:

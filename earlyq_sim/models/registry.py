@@ -89,6 +89,12 @@ _add(ModelInfo(
     default_sampler="ddim", default_steps=50,  # PLMS 50 in the papers
 ))
 
+_add(ModelInfo(
+    name="fmnist16", class_name="UNet2DModel", config="fmnist16.json", weights="fmnist16.safetensors",
+    sample_shape=(1, 16, 16), params_source="trained in this project on Fashion-MNIST 16x16",
+    default_sampler="ddim", default_steps=50,
+))
+
 
 def model_names() -> list[str]:
     return sorted(MODELS)
