@@ -256,3 +256,18 @@ def test_util_in_unit_interval(name, shapes, act, weight):
     out = evaluate(load_arch(name), ops, StepBits(weight, act, act))
     assert ((out.util > 0) & (out.util <= 1 + 1e-12)).all()
     assert (out.cycles >= out.compute_cycles).all() and (out.cycles >= out.mem_cycles).all()
+
+
+def test_blocks_use_real_conv_rows():
+    # SD-like conv 3x3, 320 -> 320 on 64x64: M = 4096, N = 320, K = 2880, input 4096 x 320 values.
+    # int8-systolic: 1 MiB usable ifmap, psums allow 512 KiB / (32 * 4 B) = 4096 rows.
+    a = load_arch("int8-systolic")
+    one = np.array([1])
+    # real rows (320 values each): tb = floor(1 MiB / 320) = 3276 -> blocks 3276 + 820;
+    # 90 row folds x 10 col folds, fold(t) = 32 + 62 + t
+    c = gemm_compute_cycles(a, 4096 * one, 320 * one, 2880 * one, one, 8 * one, 8 * one,
+                            x_elems=4096 * 320 * one)
+    assert c.tolist() == [900 * ((94 + 3276) + (94 + 820))]
+    # im2col rows (2880 values): tb = floor(1 MiB / 2880) = 364 -> 11 blocks of 364 + one of 92
+    c = gemm_compute_cycles(a, 4096 * one, 320 * one, 2880 * one, one, 8 * one, 8 * one)
+    assert c.tolist() == [900 * (11 * (94 + 364) + (94 + 92))]

@@ -50,8 +50,8 @@ def pe_variants(name):
         return st.fixed_dictionaries({"bits_per_cycle": st.integers(1, 3), "parallel_bits": st.sampled_from([8, 16]),
                                       "lanes": st.integers(1, 8)})
     if name == "loom":
-        return st.fixed_dictionaries({"bits_per_cycle": st.integers(1, 4), "stationary_bits_per_cycle": st.integers(2, 4),
-                                      "lanes": st.integers(1, 16)})
+        return st.fixed_dictionaries({"bits_per_cycle": st.integers(1, 4),
+                                      "stationary_bits_per_cycle": st.integers(2, 4), "lanes": st.integers(1, 16)})
     return st.sampled_from([{"fusion_widths": (2, 4, 8)}, {"fusion_widths": (2, 4, 6, 8)}])
 
 

@@ -274,7 +274,8 @@ def load_arch(name_or_path) -> ArchSpec:
     p = Path(text)
     if not (p.suffix in (".yaml", ".yml") or p.is_file()):
         if text not in list_archs():
-            raise UserError(f"unknown arch {text!r}; valid names: {', '.join(list_archs())} (or a path to a .yaml spec)")
+            raise UserError(f"unknown arch {text!r}; valid names: {', '.join(list_archs())} "
+                            "(or a path to a .yaml spec)")
         p = ARCH_DIR / f"{text}.yaml"
     if not p.is_file():
         raise UserError(f"{p}: arch spec file not found; valid names: {', '.join(list_archs())}")

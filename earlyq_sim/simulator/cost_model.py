@@ -113,7 +113,8 @@ def evaluate(arch, ops: pd.DataFrame, bits) -> pd.DataFrame:
         e_comp[g] = en.gemm_compute_pj(arch, macs, f)
         util[g] = macs * (f.slot * f.passes) / (R * C * f.lanes * cyc)
     if v.any():
-        elems, passes, ine, oute = (_col(ops, c)[v].astype(np.int64) for c in ("elems", "passes", "in_elems", "out_elems"))
+        elems, passes, ine, oute = (_col(ops, c)[v].astype(np.int64)
+                                    for c in ("elems", "passes", "in_elems", "out_elems"))
         if min(elems.min(), passes.min()) <= 0:
             raise ValueError("vector ops need elems > 0 and passes > 0 (never costed as zero)")
         ine = np.where(ine > 0, ine, elems)

@@ -18,13 +18,14 @@ folds pad with idle PEs, as SCALE-Sim does), so one fold takes
 and fused PEs.
 
 Temporal blocking (ws, is): partial sums of a column fold (``T x min(C, Sc)`` values at
-accumulator width) must stay in the ofmap buffer while the row folds accumulate, and a block
-of streamed rows (``tb`` rows of stored values, sized at 8 bits) should stay in its buffer while every
-column fold reuses it. So ``T`` is cut into blocks of ``tb`` rows, the largest that satisfies
-both (at least 1), and the loop order is ``for block: for column fold: for row fold``. The
-block never depends on operand bits, so bits change compute cycles only through the PE. With one block (``tb = T``, the usual
-case for small layers) this is exactly SCALE-Sim's schedule; with more, every block pays its
-own preload and fill/drain, and the stationary operand is reloaded once per block.
+accumulator width) must stay in the ofmap buffer while the row folds accumulate, and a block of
+streamed rows (``tb`` rows of stored values, sized at 8 bits) should stay in its buffer while
+every column fold reuses it. So ``T`` is cut into blocks of ``tb`` rows, the largest that
+satisfies both (at least 1), and the loop order is ``for block: for column fold: for row fold``.
+The block never depends on operand bits, so bits change compute cycles only through the PE.
+With one block (``tb = T``, the usual case for small layers) this is exactly SCALE-Sim's
+schedule; with more, every block pays its own preload and fill/drain, and the stationary
+operand is reloaded once per block.
 """
 
 from __future__ import annotations
@@ -82,9 +83,10 @@ def temporal_blocks(arch, mp: Mapping, row_values) -> Blocks:
     ``tb`` is the largest block whose ``tb x min(C, Sc)`` partial sums fit the ofmap buffer and
     whose ``tb x row_values`` streamed values fit the streamed operand's buffer (ifmap for ws,
     filter for is) at 8 bits per value. ``row_values``: values stored per temporal row (ws: the
-    real input per output row, ``in_elems / M``, K/9 for a 3x3 conv; is: K). Sizing for 8 bits keeps the schedule, and so compute cycles,
-    independent of operand bits; wider streamed operands overflow the block and are refetched
-    (see ``memory``). os keeps outputs in the PEs and is never blocked.
+    real input per output row, ``in_elems / M``, about K/9 for a 3x3 conv; is: K). Sizing for
+    8 bits keeps the schedule, and so compute cycles, independent of operand bits; wider
+    streamed operands overflow the block and are refetched (see ``memory``). os keeps outputs
+    in the PEs and is never blocked.
     """
     T = mp.T
     if arch.array.dataflow == "os":
