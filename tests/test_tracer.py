@@ -275,3 +275,17 @@ def test_cache_keys_separate_batch_and_mode():
     assert "aten.bmm.default" in set(one.ops.aten) and "aten.bmm.default" not in set(fake.ops.aten)
     assert len(list(trace_cache.cache_dir().glob("*.json"))) == 3
     assert trace_model("ddpm-cifar10", batch=2, mode="meta") == two
+
+
+class _PoolPad(torch.nn.Module):
+    def forward(self, x):
+        y = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+        return torch.nn.functional.avg_pool2d(y, 2).repeat(1, 2, 1, 1)
+
+
+def test_pool_pad_repeat_are_vector_rows():
+    tr = trace_module(_PoolPad(), torch.zeros(1, 3, 6, 6, device="meta"))
+    validate_table(tr.ops)
+    assert list(tr.ops.op) == ["copy", "reduce", "copy"]
+    assert list(tr.ops.elems) == [3 * 8 * 8, 3 * 8 * 8, 6 * 4 * 4] and tr.macs() == 0
+    assert sorted(tr.graph.edges) == [(0, 1), (1, 2)]

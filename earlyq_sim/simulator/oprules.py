@@ -39,7 +39,7 @@ ELEMENTWISE = frozenset("""
 add sub rsub mul div neg exp exp2 log log2 sin cos pow sqrt rsqrt reciprocal abs clamp clamp_min
 clamp_max where maximum minimum floor ceil round trunc sign lerp addcmul addcdiv masked_fill eq ne
 lt gt le ge logical_and logical_or logical_not erf expm1 log1p square fmod remainder fill zero
-bitwise_and bitwise_or bitwise_not
+bitwise_and bitwise_or bitwise_not native_dropout
 """.split())
 ACTIVATION = frozenset("silu gelu relu sigmoid tanh softplus mish hardswish hardsigmoid elu leaky_relu".split())
 SOFTMAX = frozenset("_softmax _safe_softmax _log_softmax softmax log_softmax".split())
@@ -48,8 +48,10 @@ _native_batch_norm_legit_no_training _fused_rms_norm""".split())
 UPSAMPLE = frozenset("""upsample_nearest1d upsample_nearest2d upsample_nearest3d _upsample_nearest_exact1d
 _upsample_nearest_exact2d upsample_bilinear2d upsample_bicubic2d upsample_linear1d""".split())
 CONCAT = frozenset("cat stack".split())
-REDUCE = frozenset("sum mean amax amin max min var var_mean std std_mean linalg_vector_norm prod logsumexp".split())
-COPY = frozenset("clone _to_copy copy copy_ contiguous constant_pad_nd embedding index_select gather index".split())
+REDUCE = frozenset("""sum mean amax amin max min var var_mean std std_mean linalg_vector_norm prod logsumexp
+avg_pool1d avg_pool2d max_pool2d max_pool2d_with_indices adaptive_avg_pool2d _adaptive_avg_pool2d""".split())
+COPY = frozenset("""clone _to_copy copy copy_ contiguous constant_pad_nd reflection_pad1d reflection_pad2d
+replication_pad2d embedding index_select gather index repeat flip roll""".split())
 SDPA = frozenset("""_scaled_dot_product_flash_attention_for_cpu _scaled_dot_product_flash_attention
 _scaled_dot_product_efficient_attention _scaled_dot_product_cudnn_attention""".split())
 

@@ -19,7 +19,7 @@ from earlyq_sim.simulator.graph import Trace, build_graph
 from earlyq_sim.simulator.optable import make_table
 
 #: Bump when rows or edges change, so cached traces are rebuilt.
-TRACER_VERSION = "1"
+TRACER_VERSION = "2"
 
 
 class _Recorder(TorchDispatchMode):
