@@ -153,14 +153,17 @@ class Rescale:
         return cls(m0_t, sh_t, torch.bitwise_left_shift(torch.ones_like(sh_t), sh_t - 1))
 
 
-def int_finish(acc: torch.Tensor, rs: Rescale, po: QParams, state: QuantState, where: str) -> torch.Tensor:
+def int_finish(acc: torch.Tensor, rs: Rescale, po: QParams, state: QuantState, where: str,
+               bound: float | None = None) -> torch.Tensor:
     """Accumulator check, fixed-point rescale, and dequantization of the output codes to float32
-    for the float ops that follow."""
-    acc, n = ik.check_accumulator(acc, state.cfg.acc_bits, state.cfg.overflow, where)
-    if n:
-        state.saturated[where] += n
+    for the float ops that follow. The run-time check is skipped when the static ``bound`` on
+    |acc| already proves the accumulator cannot overflow."""
+    if bound is None or bound > (1 << (state.cfg.acc_bits - 1)) - 1:
+        acc, n = ik.check_accumulator(acc, state.cfg.acc_bits, state.cfg.overflow, where)
+        if n:
+            state.saturated[where] += n
     codes = requantize(acc, rs.m0, rs.shift, po.qmin, po.qmax, rs.rnd)
-    return codes.to(torch.float32).mul_(po.scale)
+    return codes * po.scale             # int64 codes (|c| < 2^23) -> float32, one rounding
 
 
 class _QuantGemm(nn.Module):
@@ -244,7 +247,7 @@ class _QuantGemm(nn.Module):
         qmax, z = wq.qmax, pa.zero_point
         acc = self.int_op(quantize_centered(x, pa), (pa.qmin - z, pa.qmax - z), wq.codes, (-qmax, qmax), eng,
                           pl["bq"], pl["chunks"])
-        return int_finish(acc, pl["rescale"], po, st, self.qname)
+        return int_finish(acc, pl["rescale"], po, st, self.qname, pl["bound"])
 
 
 class QuantLinear(_QuantGemm):
@@ -318,13 +321,14 @@ class QuantAttnProcessor:
             y = torch.bmm(dequantize(quantize(query, pq), pq).to(dt),
                           dequantize(quantize(key, pk), pk).to(dt).transpose(1, 2))
             return fake_out(y * scale, ps)
-        eng = ik.pick_engine(st.cfg.engine, query.shape[-1] * pq.amax_centered * pk.amax_centered)
+        bound = query.shape[-1] * pq.amax_centered * pk.amax_centered
+        eng = ik.pick_engine(st.cfg.engine, bound)
         st.engine_calls[eng] += 1
         acc = ik.bmm_acc(quantize_centered(query, pq), (pq.qmin - pq.zero_point, pq.qmax - pq.zero_point),
                          quantize_centered(key, pk).transpose(1, 2),
                          (pk.qmin - pk.zero_point, pk.qmax - pk.zero_point), eng)
         return int_finish(acc, self._rescale("qk", pq.scale * pk.scale * scale / ps.scale), ps, st,
-                          self.qname + ".qk")
+                          self.qname + ".qk", bound)
 
     def pv(self, probs: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         """``P V`` (G, Lq, d) on the ``pv`` output grid, P quantized at prob bits (int or fake)."""
@@ -333,11 +337,13 @@ class QuantAttnProcessor:
         if st.mode == "fake":
             dt = _fdt(st)
             return fake_out(torch.bmm(fake_quant(probs, pp).to(dt), dequantize(quantize(value, pv), pv).to(dt)), po)
-        eng = ik.pick_engine(st.cfg.engine, value.shape[1] * pp.qmax * pv.amax_centered)
+        bound = value.shape[1] * pp.qmax * pv.amax_centered
+        eng = ik.pick_engine(st.cfg.engine, bound)
         st.engine_calls[eng] += 1
         acc = ik.bmm_acc(quantize(probs, pp), (0, pp.qmax), quantize_centered(value, pv),
                          (pv.qmin - pv.zero_point, pv.qmax - pv.zero_point), eng)
-        return int_finish(acc, self._rescale("pv", pp.scale * pv.scale / po.scale), po, st, self.qname + ".pv")
+        return int_finish(acc, self._rescale("pv", pp.scale * pv.scale / po.scale), po, st, self.qname + ".pv",
+                          bound)
 
     def _rescale(self, which: str, m: float) -> Rescale:
         key = (which, m)

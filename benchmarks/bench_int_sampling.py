@@ -1,0 +1,127 @@
+"""Images/s of bit-exact integer-emulated sampling vs float32 sampling of the same UNet, on CPU.
+
+Usage: HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_int_sampling.py [--n 64] [--steps 20]
+       [--threads 1] [--model fmnist16|tiny] [--repeats 2]
+
+Runs are interleaved (float, int, fake, float, int, fake, ...) and the best of ``--repeats`` is
+kept, because the CPU is shared. A profile of one integer UNet forward says where time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from earlyq_sim.workloads.quality_api import load_unet, quantize_and_calibrate, sample
+from earlyq_sim.workloads.schedule import PrecisionSchedule
+
+ROOT = Path(__file__).resolve().parents[1]
+CATEGORIES = {
+    "gemm (exact float/int kernels)": ("mkldnn_convolution", "_slow_conv2d", "aten::mm", "aten::bmm", "addmm",
+                                       "_int_mm", "aten::convolution"),
+    "quantize (div, round, clamp)": ("aten::div", "aten::round", "aten::clamp"),
+    "fixed-point rescale (int64 mul/add/shift, casts, acc check)": ("bitwise", "aten::mul_", "aten::add_",
+                                                                    "aten::copy_", "_to_copy", "aminmax"),
+    "float ops (norm, silu, softmax, add, ...)": ("group_norm", "silu", "softmax", "aten::add", "aten::mul",
+                                                  "layer_norm", "upsample", "cat", "exp", "sin", "cos"),
+}
+
+
+def build(model: str):
+    if model == "fmnist16":
+        cfg = ROOT / "earlyq_sim/models/configs/fmnist16.json"
+        w = ROOT / "earlyq_sim/models/weights/fmnist16.safetensors"
+        if cfg.is_file() and w.is_file():
+            sched = json.loads(cfg.read_text()).get("_earlyq", {}).get("scheduler")
+            return load_unet(cfg, w), sched, "fmnist16 (trained)"
+    from diffusers import UNet2DModel
+    torch.manual_seed(0)
+    un = UNet2DModel(sample_size=16, in_channels=1, out_channels=1, block_out_channels=(32, 64), layers_per_block=1,
+                     down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                     norm_num_groups=8, attention_head_dim=32)
+    return un.eval(), None, "tiny random-init UNet2DModel"
+
+
+def categorize(events) -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
+    for e in events:
+        name = e.key
+        for cat, keys in CATEGORIES.items():
+            if any(k in name for k in keys):
+                out[cat] += e.self_cpu_time_total / 1e3
+                break
+        else:
+            out["other"] += e.self_cpu_time_total / 1e3
+    return dict(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--model", default="fmnist16")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--schedule", default="a4@0-0.4,a8@0.4-1,w8,p16")
+    ap.add_argument("--json", default="")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    unet, sched_cfg, label = build(a.model)
+    schedule = PrecisionSchedule.parse(a.schedule, a.steps)
+    t0 = time.perf_counter()
+    qm = quantize_and_calibrate(unet, schedule, n_calib=32, calib_steps=10, batch_size=32,
+                                scheduler_config=sched_cfg, progress=False)
+    t_cal = time.perf_counter() - t0
+    runs = {
+        "float32": lambda: sample(unet, None, a.n, 0, num_steps=a.steps, batch_size=a.n,
+                                  scheduler_config=sched_cfg, progress=False),
+        "int (bit-exact)": lambda: sample(qm, schedule, a.n, 0, batch_size=a.n, scheduler_config=sched_cfg,
+                                          progress=False),
+        "fake-quant float32": lambda: sample(qm, schedule, a.n, 0, batch_size=a.n, scheduler_config=sched_cfg,
+                                             mode="fake", progress=False),
+    }
+    best = {k: float("inf") for k in runs}
+    for _ in range(a.repeats):
+        for k, f in runs.items():
+            t = time.perf_counter()
+            f()
+            best[k] = min(best[k], time.perf_counter() - t)
+    qm.qstate.engine_calls.clear()
+    runs["int (bit-exact)"]()
+    engines = dict(qm.qstate.engine_calls)
+    # profile one integer forward (late-stage bits) and one float forward at batch n
+    x, t = torch.randn(a.n, unet.config.in_channels, 16, 16), torch.tensor(500)
+    qm.set_step_bits(schedule.step_bits(a.steps - 1), len(schedule.intervals) - 1)
+    qm.set_mode("int")
+    prof = {}
+    with torch.no_grad():
+        for name, f in (("int", lambda: qm(x, t)), ("float32", lambda: unet(x, t))):
+            f()
+            with torch.profiler.profile() as p:
+                f()
+            prof[name] = categorize(p.key_averages())
+    print(f"model: {label}; {a.n} images x {a.steps} DDIM steps; schedule {schedule.label}; "
+          f"torch threads {a.threads}; calibration {t_cal:.1f} s")
+    for k, s in best.items():
+        print(f"  {k:20s} {s:7.2f} s  {a.n / s:7.2f} images/s")
+    ratio = best["float32"] / best["int (bit-exact)"]
+    print(f"  speed ratio int / float32 = {ratio:.2f} (>= 1 means the integer run is at least as fast)")
+    print(f"  GEMM engine calls in one int run: {engines}")
+    for name, cats in prof.items():
+        tot = sum(cats.values())
+        print(f"  profile, one {name} UNet forward at batch {a.n}: {tot:.0f} ms self CPU")
+        for c, ms in sorted(cats.items(), key=lambda kv: -kv[1]):
+            print(f"    {c:62s} {ms:7.1f} ms {100 * ms / tot:5.1f}%")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"images_per_s": {k: a.n / s for k, s in best.items()},
+                                            "ratio_int_over_float": ratio, "profile_ms": prof,
+                                            "engines": engines}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
