@@ -44,6 +44,7 @@ class ModelInfo:
     default_steps: int = 50
     weights: str | None = None  # file name under WEIGHTS_DIR, or an absolute path
     builtin: bool = True
+    description: str = ""
 
     @property
     def config_path(self) -> Path:
@@ -67,6 +68,7 @@ def _add(info: ModelInfo) -> None:
 
 _add(ModelInfo(
     name="ddpm-cifar10", class_name="UNet2DModel", config="ddpm-cifar10.json",
+    description="DDPM CIFAR-10 32x32 UNet (google/ddpm-cifar10-32 architecture), 35.7M params",
     sample_shape=(3, 32, 32),
     params_published=35_700_000, params_source="DDPM paper (Ho et al. 2020) App. B: 35.7M",
     macs_conv_linear_g=6.1, macs_source="Diff-Pruning Tab. 1; DeepCache Tab. 2: 6.1 GMACs (conv+linear)",
@@ -74,6 +76,7 @@ _add(ModelInfo(
 ))
 _add(ModelInfo(
     name="ldm4-bedroom", class_name="UNet2DModel", config="ldm4-bedroom.json",
+    description="LDM-4 LSUN-Bedrooms UNet on a 64x64x3 latent, 274M params",
     sample_shape=(3, 64, 64),
     params_published=274_000_000, params_source="LDM paper (Rombach et al. 2022) Tab. 12: 274M",
     macs_conv_linear_g=96.0,
@@ -82,15 +85,16 @@ _add(ModelInfo(
 ))
 _add(ModelInfo(
     name="sd-v1.5", class_name="UNet2DConditionModel", config="sd-v1.5.json",
+    description="Stable Diffusion v1.5 UNet, 64x64x4 latent, 77x768 text, 859.5M params",
     sample_shape=(4, 64, 64), conditional=True, encoder_shape=(77, 768),
     params_published=859_520_964, params_source="runwayml/stable-diffusion-v1-5 UNet: 859,520,964",
     macs_conv_linear_g=338.6, macs_with_attention_g=401.6,
     macs_source="Clockwork (arXiv 2312.08128); DeepCache Tab. 3",
     default_sampler="ddim", default_steps=50,  # PLMS 50 in the papers
 ))
-
 _add(ModelInfo(
     name="fmnist16", class_name="UNet2DModel", config="fmnist16.json", weights="fmnist16.safetensors",
+    description="small DDPM UNet trained here on Fashion-MNIST 16x16 (weights shipped)",
     sample_shape=(1, 16, 16), params_source="trained in this project on Fashion-MNIST 16x16",
     default_sampler="ddim", default_steps=50,
 ))
@@ -141,5 +145,5 @@ def info_from_config(config: dict, config_file: Path) -> ModelInfo:
         name=str(folder), class_name=cls, config=str(config_file.resolve()),
         sample_shape=(int(config["in_channels"]), int(h), int(w)), conditional=conditional,
         encoder_shape=enc, weights=str(weights.resolve()) if weights.exists() else None,
-        builtin=False,
+        builtin=False, description=f"user {cls} from {folder}",
     )
