@@ -89,7 +89,7 @@ def test_calibration_file_roundtrip_and_mismatches(calib, unet, tmp_path):
     qm2 = quantize_and_calibrate(unet, SCHED, load=path, progress=False)
     assert a.tobytes() == sample(qm2, SCHED, 2, seed=5, progress=False).tobytes()
     other = quantize_and_calibrate(tiny_unet(seed=1), SCHED, n_calib=1, calib_steps=1, batch_size=1,
-                                   progress=False)
+                                   progress=False, observer="minmax")
     with pytest.raises(UserError, match="another model") as e:
         load_calibration(path, other, SCHED)
     assert "\n" not in str(e.value)

@@ -186,7 +186,11 @@ def conv2d_acc(x: torch.Tensor, x_bounds: tuple[int, int], w: torch.Tensor, w_bo
     acc = gemm_int8(a2, x_bounds, w2, w_bounds)
     if bias is not None:
         acc = acc + bias.to(torch.int64)
-    return acc.reshape(n, ho, wo, co).permute(0, 3, 1, 2)
+    # same memory format as F.conv2d would give (it follows the input's): the float ops that
+    # follow (GroupNorm) round differently per layout, which would make results engine-dependent
+    cl = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    return acc.reshape(n, ho, wo, co).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
 
 
 def bmm_acc(a: torch.Tensor, a_bounds: tuple[int, int], b: torch.Tensor, b_bounds: tuple[int, int],
