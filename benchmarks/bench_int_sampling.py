@@ -86,10 +86,11 @@ def main() -> None:
                                              mode="fake", progress=False),
     }
     best = {k: float("inf") for k in runs}
+    imgs = {}
     for _ in range(a.repeats):
         for k, f in runs.items():
             t = time.perf_counter()
-            f()
+            imgs[k] = f()
             best[k] = min(best[k], time.perf_counter() - t)
     qm.qstate.engine_calls.clear()
     runs["int (bit-exact)"]()
@@ -112,6 +113,9 @@ def main() -> None:
     ratio = best["float32"] / best["int (bit-exact)"]
     print(f"  speed ratio int / float32 = {ratio:.2f} (>= 1 means the integer run is at least as fast)")
     print(f"  GEMM engine calls in one int run: {engines}")
+    i, fq, fl = (imgs[k].astype(float) for k in ("int (bit-exact)", "fake-quant float32", "float32"))
+    print(f"  mean |pixel difference| (0..255): int vs fake {abs(i - fq).mean():.2f}, "
+          f"int vs float32 {abs(i - fl).mean():.2f}, fake vs float32 {abs(fq - fl).mean():.2f}")
     for name, cats in prof.items():
         tot = sum(cats.values())
         print(f"  profile, one {name} UNet forward at batch {a.n}: {tot:.0f} ms self CPU")

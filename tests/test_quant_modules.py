@@ -3,7 +3,6 @@ for bit; accumulator report and policies; bad input."""
 
 import os
 
-import numpy as np
 import pytest
 import torch
 

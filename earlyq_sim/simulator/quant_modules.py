@@ -215,7 +215,6 @@ class _QuantGemm(nn.Module):
             m = pa.scale * wq.scale.double().numpy() / po.scale
             self._plans[key] = dict(
                 wq=wq, bq=bq, bound=bound, engine=eng, chunks=chunks,
-                bias_f=None if bq is None else bq.float() * (pa.scale * wq.scale),
                 rescale=Rescale.make(m, self.state.cfg.acc_bits, self._bshape(n)))
         return self._plans[key]
 

@@ -12,7 +12,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-import torch
 import torch.nn as nn
 
 from earlyq_sim.errors import UserError
