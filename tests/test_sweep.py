@@ -50,6 +50,10 @@ def test_grid_size_and_stable_unique_keys():
     other = sw.expand_points(parse_sweep(_spec(overrides={"array.rows": [64, 32]}, steps=20)))
     assert other[0].key != pts[0].key and other[6].key == pts[6].key
     assert sw.expand_points(parse_sweep(_spec(steps=21)))[0].key != pts[0].key
+    # the same schedule written two ways is two points (two rows), not one key twice
+    twin = parse_sweep(_spec(schedules=["W8A4", {"two_stage": {"early_bits": 4, "boundary": 1.0}}]))
+    a, b = sw.expand_points(twin)[:2]
+    assert a.schedule.build(20) == b.schedule.build(20) and a.key != b.key
 
 
 def test_overrides_applied_and_validated_like_yaml():
@@ -85,6 +89,8 @@ BAD = [
     ({"chunk_size": 0}, "chunk_size"),
     ({"ref_arch": "nope"}, "ref_arch"),
     ({"colour": 1}, "colour: unknown field"),
+    ({"overrides": {"array.rows": [16, 16]}}, "overrides.array.rows: duplicate"),
+    ({"schedules": ["W8A8", "W8A8"]}, "schedules: W8A8 is listed twice"),
 ]
 
 

@@ -15,6 +15,7 @@ shared by all schedules of a chunk (local executor: by the whole run). Units: ms
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -78,20 +79,25 @@ def point_key(spec: SweepSpec, model: str, variant: ArchVariant, entry: Schedule
     ident = {"sweep": SWEEP_VERSION, "tracer": TRACER_VERSION, "model": model, "arch_base": variant.base,
              "overrides": [[p, v] for p, v in variant.overrides], "arch": arch_to_dict(variant.spec),
              "ref": arch_to_dict(spec.ref_arch), "schedule": entry.build(steps).to_dict(),
-             "prob_bits_kw": entry.prob_bits, "baseline": spec.baseline, "batch": spec.batch, "cfg": spec.cfg}
+             "entry": dataclasses.asdict(entry), "baseline": spec.baseline, "batch": spec.batch, "cfg": spec.cfg}
     text = json.dumps(ident, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def expand_points(spec: SweepSpec) -> list[SweepPoint]:
     """The cartesian product models x arch variants x schedules, in that (stable) order."""
-    out = []
+    out, seen = [], {}
     for model in spec.models:
         steps = _steps_for(spec, model)
         for variant in spec.archs:
             for entry in spec.schedules:
-                out.append(SweepPoint(len(out), model, variant, entry, steps,
-                                      point_key(spec, model, variant, entry, steps)))
+                p = SweepPoint(len(out), model, variant, entry, steps, point_key(spec, model, variant, entry, steps))
+                if p.key in seen:  # same parameters twice: one key, one row
+                    raise UserError(f"{spec.source}: schedules/overrides: point {p.index} repeats point {seen[p.key]} "
+                                    f"({model}, {variant.base} {dict(variant.overrides)}, {entry}); "
+                                    "allowed each combination once")
+                seen[p.key] = p.index
+                out.append(p)
     return out
 
 

@@ -234,6 +234,9 @@ def _read_schedules(data, src) -> tuple[ScheduleEntry, ...]:
         for e, b, l, w in itertools.product(grid["early_bits"], grid["boundary"], grid["late_bits"],
                                             grid["weight_bits"]):
             out.append(ScheduleEntry(early_bits=e, boundary=b, late_bits=l, weight_bits=w, prob_bits=prob))
+    if len(set(out)) != len(out):
+        dup = next(e for i, e in enumerate(out) if e in set(out[:i]))
+        raise UserError(f"{src}: schedules: {dup.text or dup} is listed twice; allowed each schedule once")
     return tuple(out)
 
 
@@ -251,7 +254,10 @@ def _read_archs(data, src) -> tuple[tuple[ArchVariant, ...], tuple[str, ...]]:
             raise UserError(f"{src}: overrides.{k}: unknown arch field; allowed: {', '.join(override_paths())}")
         fields.append(path)
         # a list of lists is a grid of list values (pe.fusion_widths); a flat list is a grid of scalars
-        grids.append(_listify(vals, src, f"overrides.{k}"))
+        vals = _listify(vals, src, f"overrides.{k}")
+        if len({repr(v) for v in vals}) != len(vals):
+            raise UserError(f"{src}: overrides.{k}: duplicate values {vals}; allowed each value once")
+        grids.append(vals)
     if len(set(fields)) != len(fields):
         raise UserError(f"{src}: overrides: a field is given twice (once under its alias); allowed each once")
     variants = []
