@@ -210,33 +210,17 @@ def test_shipped_fd_ranks_degradations():
     from earlyq_sim.workloads.datasets import load_fmnist, to_uint8
 
     net, ref = fn.load_feature_net(), fn.load_reference()
-    x = load_fmnist("train")[:2000]
+    x = load_fmnist("test")[:2000]
     blur = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     g = torch.Generator().manual_seed(0)
-    noisy = (x + (torch.rand(x.shape, generator=g) * 2 - 1) * 0.3).clamp(-1, 1)
+    noise = torch.rand(x.shape, generator=g) * 2 - 1  # pure uniform-noise images
+    levels = 7  # 3-bit pixels
+    q3 = torch.round((x + 1) / 2 * levels) / levels * 2 - 1
 
     def fd(imgs):
         mu, s = m.feature_stats(fn.extract_features(to_uint8(imgs), net))
         return m.frechet_distance(mu, s, ref["mu"], ref["sigma"])
 
-    clean, blurred, noise = fd(x), fd(blur), fd(noisy)
-    assert clean < 5 < blurred < noise
-    assert blurred > 3 * clean
-
-
-def test_precomputed_real_radii_give_same_result():
-    rng = np.random.default_rng(7)
-    real, fake = rng.normal(size=(50, 4)), rng.normal(0.5, size=(30, 4))
-    assert m.precision_recall(real, fake, 3, real_radii=m.knn_radii(real, 3)) == m.precision_recall(real, fake, 3)
-
-
-def test_inception_fid_never_downloads(tmp_path):
-    imgs = np.zeros((4, 16, 16), np.uint8)
-    try:
-        import pytorch_fid  # noqa: F401
-    except ImportError:
-        with pytest.raises(UserError, match="pytorch-fid"):
-            m.inception_fid(imgs, imgs, tmp_path / "none.pth")
-    else:
-        with pytest.raises(UserError, match="not found"):
-            m.inception_fid(imgs, imgs, tmp_path / "none.pth")
+    # calibration (docs/metric_calibration.md, 10000 images): clean 0.12, 3-bit 3.8, blur 55, noise 218
+    clean, quant3, blurred, noisy = fd(x), fd(q3), fd(blur), fd(noise)
+    assert clean < 1.0 < quant3 < 10 < blurred < 100 < noisy

@@ -79,6 +79,7 @@ def save_unet_safetensors(model, path: str | os.PathLike, metadata: dict | None 
     tmp = path.with_name(path.name + ".tmp")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(tmp), metadata=metadata or {})
+    os.chmod(tmp, 0o644)  # safetensors writes 0600; installed package data must be readable
     os.replace(tmp, path)
 
 

@@ -85,6 +85,7 @@ def train_classifier(out: str | os.PathLike = FEATURE_NET_FILE, epochs: int = 8,
     tmp = out.with_name(out.name + ".tmp")
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp),
               metadata={"test_accuracy": f"{acc:.4f}", "epochs": str(epochs)})
+    os.chmod(tmp, 0o644)  # safetensors writes 0600; installed package data must be readable
     os.replace(tmp, out)
     return ClassifierResult(epochs, acc, time.monotonic() - t0, str(out))
 
