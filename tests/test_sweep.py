@@ -6,6 +6,8 @@ import os
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from earlyq_sim.errors import UserError
 from earlyq_sim.simulator.arch import ARCH_DIR
@@ -67,6 +69,33 @@ def test_overrides_applied_and_validated_like_yaml():
     s2 = parse_sweep(_spec(schedules=[{"two_stage": {"early_bits": [2, 4, 6], "boundary": [0.2, 0.4],
                                                      "late_bits": [6, 8], "weight_bits": [4, 8]}}]))
     assert len(s2.schedules) == 3 * 2 * 2 * 2
+
+
+@settings(max_examples=12, deadline=None)
+@given(archs=st.lists(st.sampled_from(["stripes", "loom", "bitfusion"]), min_size=1, max_size=3, unique=True),
+       rows=st.lists(st.sampled_from([8, 16, 32, 64]), min_size=1, max_size=3, unique=True),
+       dram=st.lists(st.sampled_from([8, 16.5, 32, 64]), min_size=1, max_size=2, unique=True),
+       early=st.lists(st.integers(1, 7), min_size=1, max_size=3, unique=True),
+       bounds=st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0]), min_size=1, max_size=3, unique=True),
+       steps=st.integers(1, 40))
+def test_grid_size_is_the_product(archs, rows, dram, early, bounds, steps):
+    s = parse_sweep(_spec(archs=archs, overrides={"array.rows": rows, "dram.bytes_per_cycle": dram}, steps=steps,
+                          schedules=["W8A8", {"two_stage": {"early_bits": early, "boundary": bounds}}]))
+    pts = sw.expand_points(s)
+    assert len(pts) == len(archs) * len(rows) * len(dram) * (1 + len(early) * len(bounds))
+    assert len({p.key for p in pts}) == len(pts)
+    p = pts[-1]
+    assert (p.arch.base, p.arch.spec.array.rows, p.arch.spec.dram_bytes_per_cycle) == (archs[-1], rows[-1], dram[-1])
+    assert (p.schedule.early_bits, p.schedule.boundary, p.num_steps) == (early[-1], bounds[-1], steps)
+
+
+def test_list_override_is_one_json_column(tmp_path):
+    spec = _spec(archs=["bitfusion"], overrides={"pe.fusion_widths": [[2, 4, 8], [4, 8]]},
+                 schedules=["a2@0-0.5,a8@0.5-1"])
+    df = sw.run_sweep(spec, tmp_path, progress=False)
+    assert list(df["pe.fusion_widths"]) == ["[2, 4, 8]", "[4, 8]"]
+    # 2-bit activations fit a 2-bit fusion width only in the first variant
+    assert df["speedup"].iloc[0] > df["speedup"].iloc[1] > 1.0
 
 
 BAD = [

@@ -138,7 +138,8 @@ def point_row(point: SweepPoint, ops: pd.DataFrame, ctx: _Context, cache: StepCa
     b_lat, _, b_comp, b_en = cache.get(point.model, ops, arch, bbits)
     r_lat = cache.get(point.model, ops, ctx.ref_arch, bbits)[0]
     row = {"point_key": point.key, "model": point.model, "arch": point.arch.base}
-    row.update(dict(point.arch.overrides))
+    # list values (pe.fusion_widths) as JSON text: one plain column type in CSV and Parquet
+    row.update({f: json.dumps(list(v)) if isinstance(v, (list, tuple)) else v for f, v in point.arch.overrides})
     row.update({"schedule": sched.label, "weight_bits": sched.weight_bits, "early_bits": e.early_bits,
                 "boundary": math.nan if e.boundary is None else e.boundary, "late_bits": e.late_bits,
                 "prob_bits": sched.prob_bits, "num_steps": steps, "batch": ctx.batch, "cfg": ctx.cfg,
