@@ -88,28 +88,43 @@ def ensure_venv() -> None:
     subprocess.check_call([str(SS_PY), "-m", "pip", "install", "-q", "numpy<2.4", "scalesim==3.0.0"])
 
 
-def run_workers(jobs: list[dict], n: int, tmp: Path) -> dict:
-    """Split jobs over ``n`` SCALE-Sim worker processes, balanced by estimated cycles."""
+def run_workers(jobs: list[dict], n: int, tmp: Path, budget_s: float) -> dict:
+    """Run jobs (smallest first) on ``n`` SCALE-Sim workers; stop them after ``budget_s`` seconds."""
+    import threading
+
     chunks: list[list[dict]] = [[] for _ in range(n)]
     load = [0] * n
-    for j in sorted(jobs, key=lambda j: -j["est"]):
+    for j in sorted(jobs, key=lambda j: j["est"]):
         k = load.index(min(load))
         chunks[k].append(j)
         load[k] += j["est"]
+    out: dict = {}
     procs = []
-    for k, ch in enumerate(chunks):
-        if not ch:
-            continue
-        p = tmp / f"jobs{k}_{ch[0]['mode']}.json"
-        p.write_text(json.dumps(ch))
-        procs.append(subprocess.Popen([str(SS_PY), __file__, "--worker", str(p)], stdout=subprocess.PIPE, text=True))
-    out = {}
-    for pr in procs:
+
+    def reader(pr):
         for line in pr.stdout:
             r = json.loads(line)
             out[(r["id"], r["mode"])] = r
-        if pr.wait():
-            raise RuntimeError(f"SCALE-Sim worker failed with exit code {pr.returncode}")
+
+    threads = []
+    for k, ch in enumerate(chunks):
+        if not ch:
+            continue
+        p = tmp / f"jobs{k}.json"
+        p.write_text(json.dumps(ch))
+        pr = subprocess.Popen([str(SS_PY), __file__, "--worker", str(p)], stdout=subprocess.PIPE, text=True)
+        procs.append(pr)
+        threads.append(threading.Thread(target=reader, args=(pr,), daemon=True))
+        threads[-1].start()
+    deadline = time.monotonic() + budget_s
+    for pr in procs:
+        try:
+            pr.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pr.kill()  # out of time: keep what finished, the report says which cases ran
+            pr.wait()
+    for t in threads:
+        t.join(timeout=5)
     return out
 
 
@@ -144,6 +159,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="a handful of small layers (development)")
     ap.add_argument("--jobs", type=int, default=2, help="SCALE-Sim worker processes (at most 2)")
     ap.add_argument("--write", default=None, help="write the markdown report here (e.g. docs/validation.md)")
+    ap.add_argument("--budget-s", type=float, default=3600.0,
+                    help="stop SCALE-Sim after this many seconds; unfinished cases are reported as not run")
     ap.add_argument("--skip-reference", action="store_true", help="skip the reference-simulator check")
     ap.add_argument("--save-json", default=None, help="save the raw results here (re-render with --from-json)")
     ap.add_argument("--from-json", default=None, help="render the report from saved results, run nothing")
@@ -166,7 +183,7 @@ def main() -> int:
         jobs_n = max(1, min(2, args.jobs))
         t_start = time.perf_counter()
         with tempfile.TemporaryDirectory() as td:
-            data = collect(args.quick, jobs_n, Path(td))
+            data = collect(args.quick, jobs_n, Path(td), args.budget_s)
         ref = None if args.skip_reference else reference_check(args.quick)
         argv = " ".join(a for a in sys.argv[1:] if not a.startswith("--save-json") and a != args.save_json)
         wall = time.perf_counter() - t_start
@@ -181,7 +198,14 @@ def main() -> int:
     return 0
 
 
-def collect(quick: bool, jobs_n: int, tmp: Path) -> dict:
+def scalesim_formula_rows(df: str, R: int, C: int, M: int, N: int, K: int) -> int:
+    """SCALE-Sim 3.0's demand rows as its code builds them: folds x (fill + T + drain)."""
+    sr, sc, t = {"ws": (K, N, M), "os": (M, N, K), "is": (K, M, N)}[df]
+    per = (2 * R if df != "os" else R) + C + t - 2
+    return -(-sr // R) * -(-sc // C) * per
+
+
+def collect(quick: bool, jobs_n: int, tmp: Path, budget_s: float) -> dict:
     """Run SCALE-Sim (compute-only on all chosen layers, full on the smallest) and our model."""
     from dataclasses import replace
 
@@ -202,7 +226,7 @@ def collect(quick: bool, jobs_n: int, tmp: Path) -> dict:
     else:
         sets["ddpm-cifar10"] = unique_layers(ddpm)
         sets["sd-v1.5"] = unique_layers(sd, 700_000, base, per_category=4)
-    full_cap, full_n = (10_000, 1) if quick else (30_000, 3)
+    full_cap, full_n = (10_000, 1) if quick else (30_000, 2)
     jobs, meta = [], []
     for model, u in sets.items():
         for df in ("ws", "os", "is"):
@@ -222,6 +246,7 @@ def collect(quick: bool, jobs_n: int, tmp: Path) -> dict:
                          M=int(e.conv_rows[i].M), N=int(row["N"]), K=int(row["K"]),
                          ours_compute=float(per["compute_cycles"]), ours_cycles=float(per["cycles"]),
                          ours_mem=float(per["mem_cycles"]), t_model=t_model / len(u))
+                m["formula_rows"] = scalesim_formula_rows(df, arch.array.rows, arch.array.cols, m["M"], m["N"], m["K"])
                 jid = len(meta)
                 meta.append(m)
                 common = dict(id=jid, cfg=str(e.config), topo=str(e.topology_conv), layout=str(e.layout_conv),
@@ -232,9 +257,11 @@ def collect(quick: bool, jobs_n: int, tmp: Path) -> dict:
                            and meta[j["id"]]["df"] == df and j["est"] <= full_cap), key=lambda j: j["est"])
             jobs += [dict(j, mode="full", est=j["est"] * 20) for j in mine[:full_n]]
     print(f"{len(meta)} layer x dataflow cases, {sum(j['mode'] == 'full' for j in jobs)} full SCALE-Sim runs", flush=True)
-    res = run_workers(jobs, jobs_n, tmp)
+    res = run_workers(jobs, jobs_n, tmp, budget_s)
     for jid, m in enumerate(meta):
-        c = res[(jid, "compute")]
+        c = res.get((jid, "compute"))
+        if c is None:
+            continue  # not reached within the time budget
         m.update(ss_rows=c["rows"], ss_compute=c["rows"] - 1, ss_wall=c["wall_s"], ss_map_eff=c["mapping_eff"])
         f = res.get((jid, "full"))
         if f:
@@ -293,41 +320,54 @@ def build_report(data: dict, ref, quick: bool, argv: str, wall_s: float) -> str:
 
     cases, arch = data["cases"], data["arch"]
     R, C = arch.array.rows, arch.array.cols
+    for c in cases:  # SCALE-Sim's count: from its run, else from its code's formula (marked *)
+        c["ran"] = "ss_rows" in c
+        c["ref_rows"] = c["ss_rows"] if c["ran"] else c["formula_rows"]
     L = [f"# Validation of the analytical cycle model{' (quick run)' if quick else ''}", "",
-         f"Command: `.venv/bin/python benchmarks/validate_scalesim.py {argv}`".replace(" `", "`").rstrip(),
+         f"Command: `.venv/bin/python benchmarks/validate_scalesim.py {argv}`",
          f"(SCALE-Sim v3 = PyPI scalesim 3.0.0; arch `{arch.name}`: {R}x{C}, DRAM "
          f"{arch.dram_bytes_per_cycle:g} B/cycle, SRAM {arch.buffers.ifmap_kib:g}/{arch.buffers.filter_kib:g}/"
          f"{arch.buffers.ofmap_kib:g} KiB; 8-bit operands; total wall time {wall_s:.0f} s.)", "",
          "## Compute cycles (no DRAM stalls) vs SCALE-Sim", "",
          "Error = (ours - SCALE-Sim) / SCALE-Sim per GEMM instance; SCALE-Sim's stall-free cycles are its",
          "demand-matrix rows - 1 (what its COMPUTE_REPORT prints as Total Cycles when Stall Cycles is 0).",
-         "Network error weighs each layer by its occurrences (and G) in the UNet forward.", "",
-         "| model | dataflow | layers | mean abs err % | worst abs err % (layer) | network err % | vs rows: exact |",
-         "|---|---|---|---|---|---|---|"]
+         "`ran`: cases SCALE-Sim itself ran within the time budget (smallest first). `formula`: all cases",
+         "against the demand-row count of SCALE-Sim's code (`scalesim_formula_rows`), which equals its run",
+         "in every case that ran (`formula = run`). Network error weighs each layer by its occurrences (and G).", "",
+         "| model | df | ran | mean abs err % (ran) | worst abs err % (ran) | formula = run | "
+         "mean abs err % (all, formula) | worst abs err % (all, formula; layer) | network err % (all) |",
+         "|---|---|---|---|---|---|---|---|---|"]
     for model in dict.fromkeys(c["model"] for c in cases):
         for df in ("ws", "os", "is"):
             cs = [c for c in cases if c["model"] == model and c["df"] == df]
-            errs = [abs(_pct(c["ours_compute"], c["ss_compute"])) for c in cs]
-            worst = max(range(len(cs)), key=lambda i: errs[i])
+            ran = [c for c in cs if c["ran"]]
+            er = [abs(_pct(c["ours_compute"], c["ss_compute"])) for c in ran]
+            ea = [abs(_pct(c["ours_compute"], c["ref_rows"] - 1)) for c in cs]
+            worst = max(range(len(cs)), key=lambda i: ea[i])
             net_o = sum(c["ours_compute"] * c["count"] * c["G"] for c in cs)
-            net_s = sum(c["ss_compute"] * c["count"] * c["G"] for c in cs)
-            exact = sum(c["ours_compute"] == c["ss_rows"] for c in cs)
-            L.append(f"| {model} | {df} | {len(cs)} | {sum(errs) / len(errs):.4f} | {errs[worst]:.4f} "
-                     f"({cs[worst]['name']}) | {_pct(net_o, net_s):+.5f} | {exact}/{len(cs)} |")
+            net_s = sum((c["ref_rows"] - 1) * c["count"] * c["G"] for c in cs)
+            same = sum(c["ss_rows"] == c["formula_rows"] for c in ran)
+            rtxt = f"{sum(er) / len(er):.4f} | {max(er):.4f}" if er else "- | -"
+            L.append(f"| {model} | {df} | {len(ran)}/{len(cs)} | {rtxt} | {same}/{len(ran)} | "
+                     f"{sum(ea) / len(ea):.4f} | {ea[worst]:.3f} ({cs[worst]['name']}) | {_pct(net_o, net_s):+.4f} |")
     L += ["", "### Per layer (cycles per GEMM instance; err % of ours vs SCALE-Sim)", "",
+          "SCALE-Sim columns: its run, or `*` its code's formula where the run did not fit the time budget.",
           "`os (paper)`: ours if SCALE-Sim's os counted its paper's 2R+C+T-2 per fold instead of the code's R+C+T-2.",
           "", "| model | layer | op | M | N | K | x | ws SCALE-Sim | ws err % | os SCALE-Sim | os err % | "
               "os (paper) err % | is SCALE-Sim | is err % |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     by = {}
     for c in cases:
         by.setdefault((c["model"], c["name"]), {})[c["df"]] = c
+
+    def cell(c):
+        v = c["ref_rows"] - 1
+        return f"{v}{'' if c['ran'] else '*'} | {_pct(c['ours_compute'], v):+.3f}"
     for (model, name), d in by.items():
         w, o, i = d["ws"], d["os"], d["is"]
         paper = o["ours_compute"] + math.ceil(o["M"] / R) * math.ceil(o["N"] / C) * R
         L.append(f"| {model} | {name} | {w['op']} | {w['M']} | {w['N']} | {w['K']} | {w['count'] * w['G']} | "
-                 f"{w['ss_compute']} | {_pct(w['ours_compute'], w['ss_compute']):+.3f} | {o['ss_compute']} | "
-                 f"{_pct(o['ours_compute'], o['ss_compute']):+.3f} | {_pct(paper, o['ss_compute']):+.2f} | "
-                 f"{i['ss_compute']} | {_pct(i['ours_compute'], i['ss_compute']):+.3f} |")
+                 f"{cell(w)} | {cell(o)} | {_pct(paper, o['ref_rows'] - 1):+.2f} | {cell(i)} |")
+    L += _disagreements(cases, R, C)
     full = [c for c in cases if "ss_total" in c]
     L += ["", "## Total cycles with DRAM (full SCALE-Sim runs, smallest layers)", "",
           f"SCALE-Sim in USER bandwidth mode at {arch.dram_bytes_per_cycle:g} words (bytes)/cycle. `SS total` = compute +",
@@ -340,13 +380,14 @@ def build_report(data: dict, ref, quick: bool, argv: str, wall_s: float) -> str:
         L.append(f"| {c['model']} | {c['name']} | {c['df']} | {c['ss_total']} | {c['ss_stall']} | {c['ss_total_incl']} | "
                  f"{ok} | {c['ours_compute']:.0f} | {c['ours_mem']:.0f} | {c['ours_cycles']:.0f} | "
                  f"{_pct(c['ours_cycles'], c['ss_total']):+.2f} | {_pct(c['ours_cycles'], c['ss_total_incl']):+.2f} |")
-    ss_w = sum(c["ss_wall"] for c in cases)
+    ran = [c for c in cases if c["ran"]]
+    ss_w = sum(c["ss_wall"] for c in ran)
     ss_fw = sum(c["ss_full_wall"] for c in full)
-    ours_w = sum(c["t_model"] for c in cases)
+    ours_w = sum(c["t_model"] for c in ran)
     ours_fw = sum(c["t_model"] for c in full)
     L += ["", "## Wall time", "",
-          f"- SCALE-Sim compute-only (operand + demand matrices), {len(cases)} cases: {ss_w:.1f} s; ours for the same "
-          f"cases: {ours_w * 1e3:.2f} ms; ratio {ss_w / ours_w:,.0f}x.",
+          f"- SCALE-Sim compute-only (operand + demand matrices), {len(ran)} cases: {ss_w:.1f} s; ours for the same "
+          f"cases: {ours_w * 1e3:.2f} ms; ratio {ss_w / max(ours_w, 1e-12):,.0f}x.",
           f"- SCALE-Sim full runs (memory system), {len(full)} cases: {ss_fw:.1f} s; ours: {ours_fw * 1e3:.3f} ms; "
           f"ratio {ss_fw / max(ours_fw, 1e-12):,.0f}x." if full else "- no full SCALE-Sim runs"]
     if ref:
@@ -360,6 +401,31 @@ def build_report(data: dict, ref, quick: bool, argv: str, wall_s: float) -> str:
                      f"{r['dram_exact']}/{r['layers']} | {r['max_abs_diff']:g} | {r['net_ref']:.0f} | "
                      f"{r['net_ours']:.0f} | {r['ref_s']:.1f} |")
     return "\n".join(L + NOTES) + "\n"
+
+
+def _disagreements(cases, R: int, C: int) -> list[str]:
+    """Cases off by more than the +1-cycle reporting offset, with the extra cycles per fold."""
+    import math
+
+    out = ["", "### Cases where ours differs from SCALE-Sim by more than its 1-cycle reporting offset", ""]
+    bad = [c for c in cases if c["ours_compute"] != c["ref_rows"]]
+    if not bad:
+        return out + ["None: in every case ours equals SCALE-Sim's demand rows (its reported count + 1).", ""]
+    out += ["`extra` = ours - SCALE-Sim rows; `per fold` = extra / folds; a whole multiple `n` of the per-fold",
+            "overhead `preload + R + C - 2` means ours charges `n` extra wavefront fills per fold.", "",
+            "| model | layer | df | M | N | K | SCALE-Sim rows (* formula) | ours | err % | folds | extra per fold | "
+            "= n x (preload+R+C-2), n |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in sorted(bad, key=lambda c: -abs(c["ours_compute"] / c["ref_rows"] - 1)):
+        sr, sc = {"ws": (c["K"], c["N"]), "os": (c["M"], c["N"]), "is": (c["K"], c["M"])}[c["df"]]
+        folds = math.ceil(sr / R) * math.ceil(sc / C)
+        extra = c["ours_compute"] - c["ref_rows"]
+        over = (R if c["df"] != "os" else 0) + R + C - 2
+        n = extra / folds / over
+        out.append(f"| {c['model']} | {c['name']} | {c['df']} | {c['M']} | {c['N']} | {c['K']} | "
+                   f"{c['ref_rows']}{'' if c['ran'] else '*'} | "
+                   f"{c['ours_compute']:.0f} | {_pct(c['ours_compute'], c['ref_rows'] - 1):+.2f} | {folds} | "
+                   f"{extra / folds:g} | {n:g} |")
+    return out + [""]
 
 
 NOTES = """
@@ -377,9 +443,19 @@ Folds = ceil(rows / R) * ceil(cols / C); every fold is charged its full fill and
 between folds), in SCALE-Sim and in ours.
 
 - **Off by one.** SCALE-Sim replays one demand-matrix row per cycle, but its report's cycle count is
-  the index of the last row (0-based), i.e. rows - 1. Our model counts rows. This is the whole of
-  the residual error above (+1 cycle per layer). Users counting by hand also get one cycle more than
-  the report (SCALE-Sim issues #125 and #60 in scalesim-project/SCALE-Sim).
+  the index of the last row (0-based), i.e. rows - 1. Our model counts rows: +1 cycle per layer
+  wherever the schedules agree. Users counting by hand also get one cycle more than the report
+  (SCALE-Sim issues #125 and #60 in scalesim-project/SCALE-Sim).
+- **Temporal blocking (ours only).** The cost model (`mapping.temporal_blocks`,
+  `cycle_model.blocked_cycles`) cuts T into `nb` blocks when a column fold's partial sums
+  (T x min(C, Sc) values at accumulator width) do not fit half the ofmap buffer, or a block of streamed
+  rows (rows x row values at 8 bits: K per row for is, the input per output pixel for ws) does not fit
+  half of its buffer; each block pays its own preload and fill/drain, i.e.
+  `+ (nb - 1) * (preload + R + C - 2)` cycles per fold. SCALE-Sim never cuts T: its compute count
+  assumes the whole stream is there, and a stream that does not fit shows up only in its memory
+  system (refetches, stalls). Every case in the table of differences above is this term (its `n`
+  column is a whole number: nb - 1). It is a modelling choice, not an arithmetic slip, but it is
+  where "SCALE-Sim's conventions" stop holding (large-K layers in is, large-M ones in ws).
 - **os fill/drain.** SCALE-Sim's paper charges 2R + C + T - 2 per os fold, its code R + C + T - 2; a
   maintainer agreed the code misses R cycles and said it would be fixed (scale-sim-v3 issue #4, July
   2025); PyPI scalesim 3.0.0 still has the code's count. We follow the code (the `os (paper)` column
