@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
+
+import numpy as np
 
 import click
 
 from earlyq_sim.errors import UserError
 
-DEFAULT_COST_MODEL = "ddpm-cifar10"
+DEFAULT_MODEL = "fmnist16"
 
 
 def schedule_options(f):
@@ -46,7 +49,7 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--arch", required=True, help="Arch name (see `earlyq-sim archs`) or a path to an arch YAML file.")
-@click.option("--model", default=DEFAULT_COST_MODEL, show_default=True,
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help="Built-in model name (see `earlyq-sim models`) or a local diffusers UNet folder.")
 @schedule_options
 @click.option("--baseline", default="W8A8", show_default=True, help="Uniform precision to compare with.")
@@ -57,9 +60,15 @@ def cli() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for summary.json, CSV/Parquet tables, plots and report.pdf.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON to stdout instead of the table.")
+@click.option("--quality/--no-quality", default=None,
+              help="Sample images and measure quality (default: on for models with shipped weights).")
+@click.option("--n", "n_images", type=int, default=128, show_default=True, help="Images per quality run.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first image.")
+@click.option("--calib-n", type=int, default=64, show_default=True, help="Calibration images.")
 def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps,
-        baseline, ref_arch, batch, cfg, out_dir, as_json):
-    """Cost a sampling run under a precision schedule on an accelerator; print speedup per stage."""
+        baseline, ref_arch, batch, cfg, out_dir, as_json, quality, n_images, seed, calib_n):
+    """Cost a sampling run under a precision schedule on an accelerator; print speedup per stage
+    alongside image quality (FD, precision/recall, PSNR/SSIM) where the model has trained weights."""
     from earlyq_sim.api import cost_run
     from earlyq_sim.reports.summary import format_stage_table
     from earlyq_sim.reports.tables import to_json
@@ -69,8 +78,19 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
     r = cost_run(model, arch, schedule_spec, baseline=baseline, num_steps=num_steps, batch=batch, cfg=cfg,
                  ref_arch=ref_arch, **_schedule_kw(early_bits, late_bits, boundary, weight_bits, prob_bits))
     summary = r.summary
+    q = _quality(r, model, quality, n_images, seed, calib_n, progress=not as_json)
+    if q is not None:
+        from earlyq_sim.workloads.quality_eval import quality_summary
+
+        summary["quality"] = quality_summary(q)
+    elif quality is None:
+        from earlyq_sim.workloads.quality_eval import quality_supported
+
+        summary["quality"]["note"] = quality_supported(model) or "skipped"
+    else:
+        summary["quality"]["note"] = "skipped (--no-quality)"
     if out_dir:
-        _write_outputs(Path(out_dir), r, summary)
+        _write_outputs(Path(out_dir), r, summary, q)
     if as_json:
         click.echo(to_json(summary))
     else:
@@ -79,12 +99,30 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
             click.echo(f"wrote summary.json, per_stage/per_step/per_layer tables, plots and report.pdf to {out_dir}")
 
 
-def _write_outputs(out: Path, r, summary: dict) -> None:
+def _quality(r, model, quality, n_images, seed, calib_n, progress):
+    """Run the quality lane when asked, or by default when the model supports it."""
+    from earlyq_sim.workloads.quality_eval import evaluate_quality, quality_supported
+
+    if quality is False:
+        return None
+    reason = quality_supported(model)
+    if reason:
+        if quality:
+            raise UserError(f"--quality: {reason}")
+        return None
+    if r.cfg or r.batch != 1:
+        raise UserError("--quality: --cfg and --batch apply to the cost lane of conditional models only")
+    return evaluate_quality(model, r.schedule, r.baseline, n=n_images, seed=seed, calib_n=calib_n,
+                            progress=progress)
+
+
+def _write_outputs(out: Path, r, summary: dict, q=None) -> None:
     import matplotlib.pyplot as plt
 
+    from earlyq_sim.reports.grids import fig_sample_grids, save_grid_png
     from earlyq_sim.reports.pdf import cost_figures, write_report
     from earlyq_sim.reports.plots import save_png
-    from earlyq_sim.reports.tables import write_csv, write_json, write_table
+    from earlyq_sim.reports.tables import atomic_write_bytes, write_csv, write_json, write_table
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
@@ -92,10 +130,21 @@ def _write_outputs(out: Path, r, summary: dict) -> None:
     write_table(out, "per_step", r.run.per_step)
     write_table(out, "per_layer", r.per_layer)
     figs = cost_figures(r)
+    extra = []
+    if q is not None:
+        write_csv(out / "quality.csv", q.table())
+        titles = {row["run"]: f"{row['run']} ({row['schedule']})\nFD {row['fd']:.2f}" for row in q.rows}
+        for label, imgs in q.images.items():
+            stem = label.replace(" ", "_")
+            save_grid_png(out / f"samples_{stem}.png", imgs[:64])
+            buf = io.BytesIO()
+            np.save(buf, imgs)
+            atomic_write_bytes(out / f"samples_{stem}.npy", buf.getvalue())
+        extra.append(fig_sample_grids(q.images, titles))
     for name, fig in figs.items():
         save_png(fig, out / f"{name}.png")
-    write_report(out / "report.pdf", r, summary, figs)
-    for fig in figs.values():
+    write_report(out / "report.pdf", r, summary, figs, extra_pages=extra)
+    for fig in list(figs.values()) + extra:
         plt.close(fig)
 
 
@@ -116,6 +165,15 @@ def models():
 
     for name, info in MODELS.items():
         click.echo(f"{name:16s} {getattr(info, 'description', '')}")
+
+
+def _add_commands() -> None:
+    from earlyq_sim.workloads.sweep_cli import sweep_command
+
+    cli.add_command(sweep_command)
+
+
+_add_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

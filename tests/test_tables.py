@@ -35,3 +35,10 @@ def test_write_table_round_trips(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "per_step.parquet"), df)
     atomic_write_bytes(tmp_path / "sub" / "x.bin", b"123")
     assert (tmp_path / "sub" / "x.bin").read_bytes() == b"123"
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path):
+    from earlyq_sim.reports import tables
+
+    p = atomic_write_bytes(tmp_path / "r.csv", b"x")
+    assert p.stat().st_mode & 0o777 == 0o666 & ~tables._UMASK

@@ -53,9 +53,6 @@ def write_report(path, run, summary: dict, figures: dict | None = None, extra_pa
             f"Arch {run.arch.name}: speedup counts cycles of one arch at two precisions, so it isolates what "
             f"the schedule buys on that hardware. 'vs {run.ref_arch.name}' compares with the baseline on a "
             "bit-parallel INT8 array, i.e. what the bit-flexible hardware and the schedule buy together.", False))
-        q = summary.get("quality", {})
-        if q.get("computed"):
-            blocks.append((q.get("text", ""), True))
         page = _text_page("earlyq-sim report", blocks)
         pdf.savefig(page)
         plt.close(page)

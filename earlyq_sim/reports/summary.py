@@ -110,6 +110,10 @@ def format_stage_table(summary: dict) -> str:
                  f"{s['reference_arch']['name']} / schedule on {s['arch']['name']}.")
     lines.append(f"energy: {t['energy_mj']:.4g} mJ vs baseline {t['baseline_energy_mj']:.4g} mJ "
                  f"(saving x{fmt(t['energy_saving'], '.3f')}); cycles of the {s['arch']['name']} clock.")
-    if not qcols:
-        lines.append(f"quality: {q.get('note', 'not computed')}")
+    if q.get("computed"):
+        from earlyq_sim.workloads.quality_eval import format_quality_table
+
+        lines += ["", format_quality_table(q)]
+    else:
+        lines.append(f"quality: not computed ({q.get('note', '')})")
     return "\n".join(lines)

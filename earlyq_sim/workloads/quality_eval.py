@@ -1,0 +1,152 @@
+"""The quality half of `earlyq-sim run`: sample under full precision, the baseline and the schedule.
+
+All three runs use the same seeds (one generator per image), so PSNR/SSIM compare the same
+image under different arithmetic. The quantized runs are bit-accurate integer emulation
+(``mode='int'``) of the calibrated model, with per-step bits taken from the same
+``PrecisionSchedule`` objects the cost lane costs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from earlyq_sim.errors import UserError
+from earlyq_sim.workloads.schedule import PrecisionSchedule
+
+METRIC_COLUMNS = ("fd", "precision", "recall", "psnr_db_mean", "ssim_mean")
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    """Quality of the full-precision, baseline and schedule runs of one model."""
+
+    model: str
+    n: int
+    seed: int
+    sampler: str
+    num_steps: int
+    rows: list  # dicts: run, schedule, fd, precision, recall, psnr_db_mean, ssim_mean, seconds
+    images: dict = field(repr=False)  # run label -> uint8 (N, H, W, C)
+
+    def table(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+
+def quality_supported(model: str) -> str | None:
+    """None if ``model`` has shipped weights and a matching feature network, else the reason."""
+    from earlyq_sim.models.registry import MODELS
+
+    info = MODELS.get(model)
+    if info is None or not getattr(info, "weights", None):
+        return f"model {model!r} has no trained weights in the package; quality needs the fmnist16 model"
+    if not info.weights_path.is_file():
+        return f"weights {info.weights_path} are missing from this install"
+    if info.name != "fmnist16":
+        return f"no feature network for model {model!r}; quality metrics cover fmnist16 (Fashion-MNIST 16x16)"
+    return None
+
+
+def scheduler_config_for(model: str) -> dict | None:
+    """The noise-schedule config shipped with a trained model (``_earlyq.scheduler``)."""
+    from earlyq_sim.models.loader import read_config
+    from earlyq_sim.models.registry import resolve_model
+
+    _, cfg = read_config(resolve_model(model).config_path)
+    return (cfg.get("_earlyq") or {}).get("scheduler")
+
+
+def evaluate_quality(model: str, schedule: PrecisionSchedule, baseline: PrecisionSchedule, n: int = 128,
+                     seed: int = 0, sampler: str = "ddim", batch_size: int = 128, calib_n: int = 64,
+                     calib_steps: int = 20, range_mode: str = "interval", progress: bool = True) -> QualityResult:
+    """Sample ``n`` images three ways and measure FD, precision/recall and PSNR/SSIM vs full precision."""
+    from earlyq_sim.models.loader import load_unet
+    from earlyq_sim.workloads.metrics import quality_metrics
+    from earlyq_sim.workloads.quality_api import quantize_and_calibrate
+    from earlyq_sim.workloads.samplers import sample
+
+    reason = quality_supported(model)
+    if reason:
+        raise UserError(reason)
+    if n < 2:
+        raise UserError(f"--n: {n} images is too few; allowed >= 2 (FD needs a covariance)")
+    if schedule.num_steps != baseline.num_steps:
+        raise ValueError("schedule and baseline must have the same number of steps")
+    unet = load_unet(model)
+    sched_cfg = scheduler_config_for(model)
+    steps = schedule.num_steps
+    images, rows = {}, []
+
+    t0 = time.perf_counter()
+    fp = sample(unet, None, n, seed, sampler, steps, batch_size, scheduler_config=sched_cfg, progress=progress)
+    images["full precision"] = fp
+    m = quality_metrics(_nchw(fp))
+    rows.append(_row("full precision", "fp32", m, time.perf_counter() - t0))
+
+    for label, sch in (("baseline", baseline), ("schedule", schedule)):
+        t0 = time.perf_counter()
+        qm = quantize_and_calibrate(unet, sch, n_calib=calib_n, calib_steps=calib_steps, range_mode=range_mode,
+                                    sampler=sampler, batch_size=batch_size, scheduler_config=sched_cfg,
+                                    progress=progress)
+        imgs = sample(qm, sch, n, seed, sampler, steps, batch_size, scheduler_config=sched_cfg,
+                      mode="int", progress=progress)
+        images[label] = imgs
+        rows.append(_row(label, sch.label, quality_metrics(_nchw(imgs), _nchw(fp)), time.perf_counter() - t0))
+    return QualityResult(model, n, seed, sampler, steps, rows, images)
+
+
+def _nchw(images: np.ndarray) -> np.ndarray:
+    """Sampler output (N, H, W, C) uint8 -> (N, C, H, W), the metrics' layout."""
+    return np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2))
+
+
+def _row(run: str, label: str, m: dict, seconds: float) -> dict:
+    row = {"run": run, "schedule": label, "n_images": int(m["n_images"])}
+    for k in METRIC_COLUMNS:
+        v = m.get(k)
+        row[k] = float(v) if v is not None else float("nan")
+    row["seconds"] = float(seconds)
+    return row
+
+
+def quality_summary(q: QualityResult) -> dict:
+    """The ``quality`` block of summary.json."""
+    return {
+        "computed": True, "model": q.model, "n_images": q.n, "seed": q.seed, "sampler": q.sampler,
+        "steps": q.num_steps,
+        "runs": [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in q.rows],
+        "basis": {
+            "fd": "Frechet distance on the shipped Fashion-MNIST feature network's penultimate features, against "
+                  "the shipped test-set statistics (lower is better; biased upward at small n, compare runs at "
+                  "equal n and seeds; scale in docs/metric_calibration.md)",
+            "precision/recall": "k-NN manifold precision and recall (Kynkaanniemi et al. 2019, k=3) vs test features",
+            "psnr_db_mean/ssim_mean": "per-image PSNR (dB) and SSIM against the full-precision run from the same seeds",
+            "arithmetic": "quantized runs are bit-accurate integer emulation (int products, int32 accumulation, "
+                          "fixed-point rescale); non-linear ops in float32 (docs/integer_emulation.md)",
+        },
+    }
+
+
+def format_quality_table(q: dict) -> str:
+    """The quality block as aligned text."""
+    cols = ["run", "schedule", "FD", "precision", "recall", "PSNR dB", "SSIM", "time s"]
+    rows = []
+    for r in q["runs"]:
+        def f(k, spec):
+            v = r.get(k)
+            return "-" if v is None else format(v, spec)
+        rows.append([r["run"], r["schedule"], f("fd", ".2f"), f("precision", ".3f"), f("recall", ".3f"),
+                     f("psnr_db_mean", ".2f"), f("ssim_mean", ".4f"), f("seconds", ".1f")])
+    widths = [max(len(c), *(len(x[i]) for x in rows)) for i, c in enumerate(cols)]
+    lines = [f"image quality: {q['model']}, {q['n_images']} images, seed {q['seed']}, {q['sampler'].upper()} "
+             f"{q['steps']} steps, integer emulation"]
+    lines.append("  ".join(c.rjust(w) for c, w in zip(cols, widths)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.rjust(w) for v, w in zip(x, widths)) for x in rows]
+    lines.append("FD vs Fashion-MNIST test statistics (lower is better); PSNR/SSIM vs the full-precision run, "
+                 "same seeds.")
+    return "\n".join(lines)
