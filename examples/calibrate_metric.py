@@ -63,7 +63,7 @@ def real_rows(net, ref: dict) -> list[tuple[str, dict]]:
     sub = train[perm[:10000]]
     u8 = to_uint8(sub)
     rows = [("train, all 60000 (floor)", score(to_uint8(train), net, ref, pr=False))]
-    for n in (10000, 5000, 2000):
+    for n in (10000, 5000, 2000, 1000):
         rows.append((f"train, random {n}", score(u8[:n], net, ref)))
     rows.append(("train 10000, 3x3 box blur", score(to_uint8(box_blur3(sub)), net, ref)))
     for b in (4, 3, 2):
