@@ -17,7 +17,9 @@ from pathlib import Path
 
 import torch
 
-from earlyq_sim.workloads.quality_api import load_unet, quantize_and_calibrate, sample
+from earlyq_sim.models.loader import load_unet
+from earlyq_sim.workloads.quality_api import quantize_and_calibrate, sample
+from earlyq_sim.workloads.quality_eval import scheduler_config_for
 from earlyq_sim.workloads.schedule import PrecisionSchedule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,11 +36,9 @@ CATEGORIES = {
 
 def build(model: str):
     if model == "fmnist16":
-        cfg = ROOT / "earlyq_sim/models/configs/fmnist16.json"
         w = ROOT / "earlyq_sim/models/weights/fmnist16.safetensors"
-        if cfg.is_file() and w.is_file():
-            sched = json.loads(cfg.read_text()).get("_earlyq", {}).get("scheduler")
-            return load_unet(cfg, w), sched, "fmnist16 (trained)"
+        if w.is_file():
+            return load_unet("fmnist16"), scheduler_config_for("fmnist16"), "fmnist16 (trained)"
     from diffusers import UNet2DModel
     torch.manual_seed(0)
     un = UNet2DModel(sample_size=16, in_channels=1, out_channels=1, block_out_channels=(32, 64), layers_per_block=1,

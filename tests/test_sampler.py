@@ -9,7 +9,8 @@ import torch
 
 from earlyq_sim.errors import UserError
 from earlyq_sim.workloads.calibration import calib_step_indices, load_calibration
-from earlyq_sim.workloads.quality_api import load_unet, quantize_and_calibrate, sample
+from earlyq_sim.models.loader import load_unet
+from earlyq_sim.workloads.quality_api import quantize_and_calibrate, sample
 from earlyq_sim.workloads.schedule import PrecisionSchedule
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -107,17 +108,18 @@ def test_calibration_file_roundtrip_and_mismatches(calib, unet, tmp_path):
 def test_checkpoint_mismatch_is_user_error(unet, tmp_path):
     import json
     from safetensors.torch import save_file
-    cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps(dict(unet.config)))
-    good = tmp_path / "w.safetensors"
-    save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, str(good))
-    loaded = load_unet(cfg, good)
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for d in (good, bad):
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel", **dict(unet.config)}))
+    save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, str(good / "diffusion_pytorch_model.safetensors"))
+    loaded = load_unet(str(good))
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in unet.state_dict().items())
     sd = {k: v.contiguous() for k, v in tiny_unet().state_dict().items()}
     sd.pop("conv_in.weight")
-    save_file(sd, str(tmp_path / "bad.safetensors"))
-    with pytest.raises(UserError, match="does not match") as e:
-        load_unet(cfg, tmp_path / "bad.safetensors")
+    save_file(sd, str(bad / "diffusion_pytorch_model.safetensors"))
+    with pytest.raises(UserError, match="missing") as e:
+        load_unet(str(bad))
     assert "\n" not in str(e.value)
 
 
