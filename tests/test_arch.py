@@ -19,6 +19,7 @@ def test_shipped_archs_listed_and_load():
         assert isinstance(a, ArchSpec) and a.name == name
         assert a.clock_hz == a.clock_mhz * 1e6
         assert a.accumulator.width_bits == 32 and a.buffers.double_buffered
+        assert a.buffers.temporal_blocking  # shipped default (see mapping.temporal_blocks)
         assert "Horowitz" in a.energy.source and a.normalisation
 
 
@@ -87,6 +88,8 @@ def test_wrong_type(tmp_path):
     assert "pe.bits_per_cycle" in msg and "wrong type" in msg and "integer in 1..16" in msg
     msg = _err(_write(tmp_path, lambda d: d["buffers"].update(double_buffered="yes")))
     assert "buffers.double_buffered" in msg and "true | false" in msg
+    msg = _err(_write(tmp_path, lambda d: d["buffers"].update(temporal_blocking="no")))
+    assert "buffers.temporal_blocking" in msg and "true | false" in msg
 
 
 def test_out_of_range(tmp_path):

@@ -179,6 +179,25 @@ def test_temporal_blocking_hand():
     assert out.dram_bytes == 22144 + 4 * 25600
 
 
+def test_temporal_blocking_off_is_scalesim_schedule_with_spills():
+    a = load_arch("int8-systolic")
+    ops = make_table([gemm_row()])
+    # same ofmap 8 KiB as above, blocking off: one block of T = 100 per fold, SCALE-Sim's
+    # 2R + C + T - 2 = 194 per fold; the 100 x 32 psums (12800 B > 4096 B) of both col folds
+    # spill instead: 2 * (3 - 1) trips of 100 x 64 x 4 B, as in the tb = 1 case
+    off = _with_buffers(a, ofmap_kib=8.0, temporal_blocking=False)
+    out = evaluate(off, ops, StepBits(8, 8, 8)).iloc[0]
+    assert out.compute_cycles == 6 * (2 * 32 + 32 + 100 - 2) == 1164
+    assert out.dram_bytes == 22144 + 4 * 25600
+    assert out.sram_bytes == 2 * 9600 + 6144 + 6400 + 2 * 2 * 6400 * 4 + out.dram_bytes
+    # streamed rows that do not fit (ifmap 8 KiB: 4096 B < 100 x 96 B): no blocks, X refetched
+    # per col fold (2 x 9600 B) instead of W per block
+    out = evaluate(_with_buffers(a, ifmap_kib=8.0, filter_kib=8.0, temporal_blocking=False), ops,
+                   StepBits(8, 8, 8)).iloc[0]
+    assert out.compute_cycles == 1164
+    assert out.dram_bytes == 2 * 9600 + 6144 + 6400
+
+
 def test_refetch_hand():
     a = load_arch("int8-systolic")
     ops = make_table([gemm_row()])

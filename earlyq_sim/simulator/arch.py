@@ -69,6 +69,10 @@ class BufferSpec:
     filter_kib: float  # buffer for the stationary (second) operand, KiB
     ofmap_kib: float  # output / partial-sum buffer, KiB
     double_buffered: bool = True  # overlap compute and DRAM; halves usable capacity
+    # True: ws/is cut the temporal dimension into blocks whose partial sums and streamed rows fit
+    # on chip, each block repaying preload and fill/drain (``mapping.temporal_blocks``); False:
+    # SCALE-Sim's schedule, one block, overflow costed only as DRAM refetch/spill traffic.
+    temporal_blocking: bool = True
 
     def usable_bytes(self, which: str) -> float:
         """Bytes an operand tile may occupy: half the buffer when double-buffered."""
@@ -229,7 +233,8 @@ def parse_arch(data, src: str) -> ArchSpec:
     pe = _read_pe(top.section("pe"))
     b = top.section("buffers")
     buffers = BufferSpec(b.get("ifmap_kib", float, lo=1e-3, hi=1e7), b.get("filter_kib", float, lo=1e-3, hi=1e7),
-                         b.get("ofmap_kib", float, lo=1e-3, hi=1e7), b.get("double_buffered", bool, default=True))
+                         b.get("ofmap_kib", float, lo=1e-3, hi=1e7), b.get("double_buffered", bool, default=True),
+                         b.get("temporal_blocking", bool, default=True))
     b.done()
     d = top.section("dram")
     dram_bw = d.get("bytes_per_cycle", float, lo=1e-6, hi=1e6)

@@ -26,6 +26,23 @@ The block never depends on operand bits, so bits change compute cycles only thro
 With one block (``tb = T``, the usual case for small layers) this is exactly SCALE-Sim's
 schedule; with more, every block pays its own preload and fill/drain, and the stationary
 operand is reloaded once per block.
+
+``buffers.temporal_blocking`` (arch spec) selects the schedule:
+
+* ``true`` (shipped default): the blocking above. It is the schedule an array with a finite
+  partial-sum buffer can run without sending partial sums to DRAM, and it keeps a block of
+  streamed rows resident for every column fold; the price is ``(nb - 1) * (preload + R + C - 2)``
+  cycles per fold. We keep it as the default because it never lets partial sums leave the
+  chip: without it, partial sums that do not fit are written to and read back from DRAM at
+  accumulator width once per row fold (``2 * (rounds - 1) * T * cols * acc`` bytes), which at the
+  shipped 160 pJ/B costs far more energy than the extra fill/drain cycles (leakage only,
+  0.05 pJ/cycle at 50 mW and 1 GHz), and it avoids the DRAM time too; a compute count that assumes the
+  whole stream is on chip is optimistic exactly for the largest layers. (A block sized for the
+  streamed rows only pays off when ``col_folds > 1`` reuses it; we block on it regardless, which
+  is the conservative side.)
+* ``false``: SCALE-Sim's schedule, always one block (``tb = T``); a stream or partial sums that
+  do not fit appear only as refetch/spill traffic in ``memory`` (as in SCALE-Sim's memory
+  system). Compute cycles then equal SCALE-Sim's count for every layer (validation mode).
 """
 
 from __future__ import annotations
@@ -86,10 +103,11 @@ def temporal_blocks(arch, mp: Mapping, row_values) -> Blocks:
     real input per output row, ``in_elems / M``, about K/9 for a 3x3 conv; is: K). Sizing for
     8 bits keeps the schedule, and so compute cycles, independent of operand bits; wider
     streamed operands overflow the block and are refetched (see ``memory``). os keeps outputs
-    in the PEs and is never blocked.
+    in the PEs and is never blocked; with ``buffers.temporal_blocking: false`` nothing is
+    (one block of ``T`` rows, SCALE-Sim's schedule).
     """
     T = mp.T
-    if arch.array.dataflow == "os":
+    if arch.array.dataflow == "os" or not arch.buffers.temporal_blocking:
         return Blocks(T, np.ones_like(T), T)
     acc_b = arch.accumulator.width_bits / 8.0
     bufs = arch.buffers

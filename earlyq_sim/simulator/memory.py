@@ -12,7 +12,11 @@ X as the im2col matrix ``M x K`` (SRAM traffic), while DRAM moves the real input
 (``in_elems``; for a 3x3 conv about K/9 of im2col), so on-chip window reuse is assumed.
 
 Schedules (``mapping``): ws/is run ``for block: for column fold: for row fold`` with ``nb``
-temporal blocks; os runs SCALE-Sim's ``for column fold: for row fold``. Per GEMM instance:
+temporal blocks; os runs SCALE-Sim's ``for column fold: for row fold``. With
+``buffers.temporal_blocking: false`` there is one block (``tb = T``, ``nb = 1``, SCALE-Sim's
+schedule) and the same rules below cost the overflow as traffic: a streamed operand whose
+``T`` rows do not fit is refetched per column fold, partial sums that do not fit spill to DRAM.
+Per GEMM instance:
 
 * ws: X (streamed) from DRAM once if a block of it (``tb`` of its ``M`` rows, as stored) fits
   ``ifmap``, else once per column fold; W once if it fits ``filter``, else once per block.
@@ -25,7 +29,8 @@ temporal blocks; os runs SCALE-Sim's ``for column fold: for row fold``. Per GEMM
 
 Partial sums (ws/is, ``rounds = row_folds * passes`` > 1) are read and written at accumulator
 width ``2 * (rounds - 1)`` times in the ofmap buffer; a column fold whose ``tb x cols`` block
-of partial sums does not fit (only possible with tb = 1) spills them to DRAM as well. Chunk
+of partial sums does not fit (with blocking only possible when tb = 1; without it whenever
+``T x cols`` does not fit) spills them to DRAM as well. Chunk
 passes (operands wider than the PE) re-read the other operand from SRAM once per chunk, not
 from DRAM. SRAM bytes count the array's reads and writes plus every DRAM byte (it is written
 into or read out of a buffer). SRAM bandwidth is assumed to keep up with the array.

@@ -5,12 +5,16 @@ It does not use ``mapping``/``cycle_model``/``memory``. Instead it
 * steps one PE through a MAC to find its behaviour at given bits (bit-serial cycles counted one
   by one, BitBricks allocated one by one, operands split into chunks one by one);
 * shrinks the temporal block one row at a time until its partial sums and its streamed rows
-  (at 8 bits) fit on chip (ws/is), then walks blocks, column folds, row folds and chunk passes (os: one block,
+  (at 8 bits) fit on chip (ws/is; skipped with ``buffers.temporal_blocking: false``), then walks blocks, column folds, row folds and chunk passes (os: one block,
   SCALE-Sim order) and, per fold and pass, steps the systolic wavefront cycle by cycle over
   the whole ``R x C`` grid: a PE starts its next slot when it is free, its stationary value is
   loaded, and its left and upper neighbours started that slot at least one cycle earlier;
 * moves tiles through the buffers (an operand that fits stays resident after its first fetch;
   otherwise each fold fetches its slice), spills partial sums that do not fit, and
+* for a conv (``x_elems``: its real input, fewer values than the im2col matrix) stores X in
+  DRAM and in its buffer as the real input: a streamed ws row holds ``x_elems / M`` values and
+  every X slice fetched from DRAM carries its share ``x_elems / (M K)`` of the input; the array
+  still reads the im2col view (on-chip window reuse), and
 * runs a double-buffered pipeline over the folds on one DRAM channel.
 
 Agreement with the analytical model (tests/test_reference_sim.py): compute cycles, DRAM bytes
@@ -114,8 +118,12 @@ def step_fold(R: int, C: int, preload: int, slots: int, slot_cycles: int) -> int
 
 # --- the whole GEMM: folds, buffers, pipeline ---------------------------------------------------
 def simulate_gemm(arch, M: int, N: int, K: int, x_bits: int, y_bits: int, out_bits: int,
-                  G: int = 1, swappable: bool = False) -> RefResult:
-    """Step ``G`` GEMMs ``(M x K) @ (K x N)`` through ``arch``; small shapes only."""
+                  G: int = 1, swappable: bool = False, x_elems: float | None = None) -> RefResult:
+    """Step ``G`` GEMMs ``(M x K) @ (K x N)`` through ``arch``; small shapes only.
+
+    ``x_elems``: elements of the real first-operand tensor per instance (a conv's input, not
+    im2col); default ``M * K``.
+    """
     R, C, df = arch.array.rows, arch.array.cols, arch.array.dataflow
     slot_c, lanes, cx, cy = pe_behaviour(arch.pe, x_bits, y_bits, swappable)
     passes = cx * cy
@@ -123,7 +131,9 @@ def simulate_gemm(arch, M: int, N: int, K: int, x_bits: int, y_bits: int, out_bi
     cap = {"i": b.usable_bytes("ifmap"), "f": b.usable_bytes("filter"), "o": b.usable_bytes("ofmap")}
     acc = arch.accumulator.width_bits / 8.0
     xb, yb, ob = x_bits / 8.0, y_bits / 8.0, out_bits / 8.0
-    X_fits, W_fits = M * K * xb <= cap["i"], K * N * yb <= cap["f"]
+    x_real = M * K if x_elems is None else x_elems  # X values as stored in DRAM and the ifmap buffer
+    share = x_real / (M * K)  # real input values per im2col value a slice carries from DRAM
+    X_fits, W_fits = x_real * xb <= cap["i"], K * N * yb <= cap["f"]
 
     # spatial rows/cols and the temporal length, by what each dataflow holds still
     if df == "ws":
@@ -132,12 +142,15 @@ def simulate_gemm(arch, M: int, N: int, K: int, x_bits: int, y_bits: int, out_bi
         rows_dim, cols_dim, T, preload = M, N, K, 0
     else:
         rows_dim, cols_dim, T, preload = K, M, N, R
+    # values one temporal row of the streamed operand occupies in its buffer: a ws row of X is
+    # one output pixel's share of the real input; an is row of W is one column of K weights
+    row_vals = x_real / M if df == "ws" else K
     tb = T  # shrink the temporal block until its partial sums and 8-bit streamed rows fit
-    if df != "os":
+    if df != "os" and arch.buffers.temporal_blocking:
         cap_s = cap["i"] if df == "ws" else cap["f"]
-        while tb > 1 and (tb * min(C, cols_dim) * acc > cap["o"] or tb * K * 1.0 > cap_s):
+        while tb > 1 and (tb * min(C, cols_dim) * acc > cap["o"] or tb * row_vals * 1.0 > cap_s):
             tb -= 1
-    block_fits = tb * K * (xb if df == "ws" else yb) <= (cap["i"] if df == "ws" else cap["f"])
+    block_fits = tb * row_vals * (xb if df == "ws" else yb) <= (cap["i"] if df == "ws" else cap["f"])
     memo: dict = {}
     folds = []  # (compute cycles, DRAM load bytes, DRAM store bytes) per fold
     sram = 0.0
@@ -167,9 +180,10 @@ def simulate_gemm(arch, M: int, N: int, K: int, x_bits: int, y_bits: int, out_bi
                     else:  # is: X tile stationary, W block slice streamed
                         need_x, need_w = (("x", r0, c0), rows * cols * xb), (("w", t0, r0), rows * t * yb)
                         keep_x, keep_w = X_fits, block_fits
-                    for (key, nbytes), res, keep in ((need_x, resident_x, keep_x), (need_w, resident_w, keep_w)):
+                    for (key, nbytes), res, keep, dram_share in ((need_x, resident_x, keep_x, share),
+                                                                 (need_w, resident_w, keep_w, 1.0)):
                         if key not in res:
-                            load += nbytes
+                            load += nbytes * dram_share
                             if keep:
                                 res.add(key)
                     for _p in range(passes):
