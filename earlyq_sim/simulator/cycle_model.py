@@ -108,7 +108,7 @@ def gemm_compute_cycles(arch, M, N, K, G, x_bits, y_bits, swappable=None, x_elem
 
     ``x_elems``: real first-operand elements per GEMM (a conv's input tensor, not im2col);
     default ``M * K``. Equals SCALE-Sim's count (times passes and G) whenever one temporal
-    block covers ``T`` (``mapping.temporal_blocks``).
+    block covers ``T`` (``mapping.temporal_blocks``), always with ``buffers.temporal_blocking: false``.
     """
     R, C = arch.array.rows, arch.array.cols
     M, N, K, x_bits, y_bits = np.broadcast_arrays(*(np.asarray(v, np.int64) for v in (M, N, K, x_bits, y_bits)))
