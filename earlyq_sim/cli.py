@@ -62,7 +62,7 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON to stdout instead of the table.")
 @click.option("--quality/--no-quality", default=None,
               help="Sample images and measure quality (default: on for models with shipped weights).")
-@click.option("--n", "n_images", type=int, default=128, show_default=True, help="Images per quality run.")
+@click.option("--n", "n_images", type=int, default=64, show_default=True, help="Images per quality run.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first image.")
 @click.option("--calib-n", type=int, default=64, show_default=True, help="Calibration images.")
 def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps,

@@ -4,20 +4,13 @@ import json
 
 import pytest
 
-from earlyq_sim.cli import main
 
 
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(args)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
-def test_run_json_has_documented_fields(tmp_path, capsys):
+def test_run_json_has_documented_fields(tmp_path, run_cli):
     code, out, err = run_cli(["run", "--arch", "stripes", "--model", "ddpm-cifar10", "--steps", "20",
-                              "--early-bits", "4", "--boundary", "0.4", "--json", "--out", str(tmp_path)], capsys)
+                              "--early-bits", "4", "--boundary", "0.4", "--json", "--out", str(tmp_path)])
     assert code == 0, err
     s = json.loads(out)
     assert s["model"]["name"] == "ddpm-cifar10"
@@ -39,8 +32,8 @@ def test_run_json_has_documented_fields(tmp_path, capsys):
     assert json.loads((tmp_path / "summary.json").read_text()) == s
 
 
-def test_run_table_names_units_and_basis(capsys):
-    code, out, _ = run_cli(["run", "--arch", "int8-systolic", "--model", "ddpm-cifar10", "--steps", "10"], capsys)
+def test_run_table_names_units_and_basis(run_cli):
+    code, out, _ = run_cli(["run", "--arch", "int8-systolic", "--model", "ddpm-cifar10", "--steps", "10"])
     assert code == 0
     assert "latency ms" in out and "energy mJ" in out and "baseline W8A8" in out and "int8-systolic" in out
 
@@ -54,9 +47,8 @@ def test_run_table_names_units_and_basis(capsys):
     (["--arch", "stripes", "--baseline", "a4@0-0.5,a8@0.5-1"], ["uniform"]),
     (["--arch", "stripes", "--model", "/nonexistent/unet"], ["/nonexistent/unet"]),
 ])
-def test_bad_input_is_one_line_exit_2(args, words, capsys):
-    code, out, err = run_cli(["run", *args, "--model", "ddpm-cifar10"] if "--model" not in args else ["run", *args],
-                             capsys)
+def test_bad_input_is_one_line_exit_2(args, words, run_cli):
+    code, out, err = run_cli(["run", *args, "--model", "ddpm-cifar10"] if "--model" not in args else ["run", *args])
     assert code == 2
     lines = [ln for ln in err.strip().splitlines() if ln]
     assert len(lines) == 1, err
@@ -65,12 +57,12 @@ def test_bad_input_is_one_line_exit_2(args, words, capsys):
         assert w in lines[0], (w, lines[0])
 
 
-def test_bad_arch_yaml_names_file_and_field(tmp_path, capsys):
+def test_bad_arch_yaml_names_file_and_field(tmp_path, run_cli):
     from earlyq_sim.simulator.arch import ARCH_DIR
 
     text = (ARCH_DIR / "stripes.yaml").read_text().replace("rows: 32", "rows: -3", 1)
     assert "rows: -3" in text
     p = tmp_path / "bad.yaml"
     p.write_text(text)
-    code, _, err = run_cli(["run", "--arch", str(p), "--model", "ddpm-cifar10"], capsys)
+    code, _, err = run_cli(["run", "--arch", str(p), "--model", "ddpm-cifar10"])
     assert code == 2 and "bad.yaml" in err and "rows" in err and len(err.strip().splitlines()) == 1

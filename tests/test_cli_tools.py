@@ -2,35 +2,28 @@
 
 import pytest
 
-from earlyq_sim.cli import main
 
 
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(args)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
-def test_trace_prints_macs(capsys, tmp_path):
-    code, out, err = run_cli(["trace", "--model", "ddpm-cifar10", "--out", str(tmp_path)], capsys)
+def test_trace_prints_macs(run_cli, tmp_path):
+    code, out, err = run_cli(["trace", "--model", "ddpm-cifar10", "--out", str(tmp_path)])
     assert code == 0, err
     assert "35,746,307 params" in out and "GMACs per UNet forward" in out
     assert (tmp_path / "ops.parquet").exists() and (tmp_path / "graph.json").exists()
 
 
 @pytest.mark.parametrize("fmt", ["scalesim", "zigzag"])
-def test_export_writes_files(fmt, capsys, tmp_path):
-    code, out, err = run_cli(["export", "--model", "ddpm-cifar10", "--format", fmt, "--out", str(tmp_path)], capsys)
+def test_export_writes_files(fmt, run_cli, tmp_path):
+    code, out, err = run_cli(["export", "--model", "ddpm-cifar10", "--format", fmt, "--out", str(tmp_path)])
     assert code == 0, err
     assert any(tmp_path.iterdir())
 
 
-def test_archs_and_models_list(capsys):
-    code, out, _ = run_cli(["archs"], capsys)
+def test_archs_and_models_list(run_cli):
+    code, out, _ = run_cli(["archs"])
     assert code == 0 and all(a in out for a in ("int8-systolic", "stripes", "bitfusion", "loom"))
-    code, out, _ = run_cli(["models"], capsys)
+    code, out, _ = run_cli(["models"])
     assert code == 0 and all(m in out for m in ("ddpm-cifar10", "ldm4-bedroom", "sd-v1.5", "fmnist16"))
 
 
@@ -40,7 +33,7 @@ def test_archs_and_models_list(capsys):
     (["sample", "--out", "X", "--calibration", "/no/such.safetensors"], "/no/such.safetensors"),
     (["export", "--model", "nomodel", "--format", "zigzag", "--out", "X"], "nomodel"),
 ])
-def test_bad_input_one_line(args, word, capsys, tmp_path):
+def test_bad_input_one_line(args, word, run_cli, tmp_path):
     args = [str(tmp_path / a) if a == "X" else a for a in args]
-    code, _, err = run_cli(args, capsys)
+    code, _, err = run_cli(args)
     assert code == 2 and word in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -17,18 +17,7 @@ from earlyq_sim.models.registry import MODELS, ModelInfo, resolve_model
 from earlyq_sim.simulator.tracer import trace_model, trace_module
 
 
-@pytest.fixture(autouse=True)
-def _cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("EARLYQ_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny real-tensor forwards: 2 OpenMP threads on a busy 2-core box spin for seconds.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("isolated_cache", "one_thread")
 
 
 def tiny(**over):

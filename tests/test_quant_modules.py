@@ -11,6 +11,7 @@ from earlyq_sim.simulator.int_kernels import AccumulatorOverflow
 from earlyq_sim.simulator.quant_modules import QuantConfig
 from earlyq_sim.simulator.quantize_model import quantize_unet
 from earlyq_sim.workloads.calibration import apply_calibration, fit_ranges
+from conftest import tiny_unet
 from earlyq_sim.workloads.schedule import PrecisionSchedule, StepBits
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -18,12 +19,6 @@ torch.set_num_threads(1)
 SCHED = PrecisionSchedule.parse("a4@0-0.5,a8@0.5-1,w8,p16", 4)
 
 
-def tiny_unet(seed=0):
-    from diffusers import UNet2DModel
-    torch.manual_seed(seed)
-    return UNet2DModel(sample_size=16, in_channels=1, out_channels=1, block_out_channels=(32, 64),
-                       layers_per_block=1, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-                       up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8, attention_head_dim=32)
 
 
 def calibrated(unet, schedule=SCHED, **kw):

@@ -11,6 +11,7 @@ from earlyq_sim.errors import UserError
 from earlyq_sim.workloads.calibration import calib_step_indices, load_calibration
 from earlyq_sim.models.loader import load_unet
 from earlyq_sim.workloads.quality_api import quantize_and_calibrate, sample
+from conftest import tiny_unet
 from earlyq_sim.workloads.schedule import PrecisionSchedule
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -18,12 +19,6 @@ torch.set_num_threads(1)
 SCHED = PrecisionSchedule.parse("a4@0-0.5,a8@0.5-1,w8,p16", 4)
 
 
-def tiny_unet(seed=0):
-    from diffusers import UNet2DModel
-    torch.manual_seed(seed)
-    return UNet2DModel(sample_size=16, in_channels=1, out_channels=1, block_out_channels=(32, 64),
-                       layers_per_block=1, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-                       up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8, attention_head_dim=32)
 
 
 @pytest.fixture(scope="module")

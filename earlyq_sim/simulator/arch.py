@@ -32,9 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from earlyq_sim.errors import UserError
+from earlyq_sim.errors import UserError, read_yaml
 
 ARCH_DIR = Path(__file__).resolve().parent / "archs"
 PE_TYPES = ("bit_parallel", "bit_serial_act", "bitfusion", "bit_serial_both")
@@ -284,10 +282,5 @@ def load_arch(name_or_path) -> ArchSpec:
         p = ARCH_DIR / f"{text}.yaml"
     if not p.is_file():
         raise UserError(f"{p}: arch spec file not found; valid names: {', '.join(list_archs())}")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise UserError(f"{p}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = read_yaml(p)
     return parse_arch(data, str(p))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from earlyq_sim.errors import UserError
+from earlyq_sim.workloads.schedule import check_bits
 
 WEIGHT_BITS = (2, 8)
 ACT_BITS = (2, 8)
@@ -34,9 +35,9 @@ OUT_BITS = (8, 24)
 
 def check_range(bits: int, allowed: tuple[int, int], what: str) -> int:
     """Validate a bit-width; one-line UserError naming ``what`` and the allowed range."""
-    if not isinstance(bits, int) or isinstance(bits, bool) or not allowed[0] <= bits <= allowed[1]:
+    if not isinstance(bits, int):
         raise UserError(f"{what}: {bits!r} bits is out of range; allowed {allowed[0]}..{allowed[1]}")
-    return bits
+    return check_bits(bits, what, *allowed)
 
 
 @dataclass(frozen=True)

@@ -28,14 +28,14 @@ MAX_BITS = 16
 _EPS = 1e-9
 
 
-def check_bits(value: int, what: str) -> int:
-    """Return ``value`` as an int if it lies in 1..16, else raise a one-line UserError."""
+def check_bits(value: int, what: str, lo: int = MIN_BITS, hi: int = MAX_BITS) -> int:
+    """Return ``value`` as an int if it lies in lo..hi (default 1..16), else a one-line UserError."""
     try:
         ivalue = int(value)
     except (TypeError, ValueError):
-        raise UserError(f"{what}: {value!r} is not an integer; allowed {MIN_BITS}..{MAX_BITS}") from None
-    if ivalue != value or not MIN_BITS <= ivalue <= MAX_BITS:
-        raise UserError(f"{what}: {value!r} is out of range; allowed {MIN_BITS}..{MAX_BITS}")
+        raise UserError(f"{what}: {value!r} is not an integer; allowed {lo}..{hi}") from None
+    if isinstance(value, bool) or ivalue != value or not lo <= ivalue <= hi:
+        raise UserError(f"{what}: {value!r} is out of range; allowed {lo}..{hi}")
     return ivalue
 
 

@@ -32,9 +32,7 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from earlyq_sim.errors import UserError
+from earlyq_sim.errors import UserError, read_yaml
 from earlyq_sim.simulator import arch as _arch
 from earlyq_sim.simulator.arch import ArchSpec, load_arch, parse_arch
 from earlyq_sim.workloads.schedule import PrecisionSchedule, check_bits
@@ -322,10 +320,5 @@ def load_sweep(spec) -> SweepSpec:
     p = Path(spec)
     if not p.is_file():
         raise UserError(f"{p}: sweep spec file not found; allowed a path to a .yaml sweep spec")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise UserError(f"{p}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = read_yaml(p)
     return parse_sweep(data, str(p))
