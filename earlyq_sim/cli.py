@@ -65,8 +65,10 @@ def cli() -> None:
 @click.option("--n", "n_images", type=int, default=64, show_default=True, help="Images per quality run.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first image.")
 @click.option("--calib-n", type=int, default=64, show_default=True, help="Calibration images.")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="Torch threads for sampling (1 avoids OpenMP spin-waits when the machine is shared).")
 def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps,
-        baseline, ref_arch, batch, cfg, out_dir, as_json, quality, n_images, seed, calib_n):
+        baseline, ref_arch, batch, cfg, out_dir, as_json, quality, n_images, seed, calib_n, threads):
     """Cost a sampling run under a precision schedule on an accelerator; print speedup per stage
     alongside image quality (FD, precision/recall, PSNR/SSIM) where the model has trained weights."""
     from earlyq_sim.api import cost_run
@@ -78,7 +80,7 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
     r = cost_run(model, arch, schedule_spec, baseline=baseline, num_steps=num_steps, batch=batch, cfg=cfg,
                  ref_arch=ref_arch, **_schedule_kw(early_bits, late_bits, boundary, weight_bits, prob_bits))
     summary = r.summary
-    q = _quality(r, model, quality, n_images, seed, calib_n, progress=not as_json)
+    q = _quality(r, model, quality, n_images, seed, calib_n, threads, progress=not as_json)
     if q is not None:
         from earlyq_sim.workloads.quality_eval import quality_summary
 
@@ -99,7 +101,7 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
             click.echo(f"wrote summary.json, per_stage/per_step/per_layer tables, plots and report.pdf to {out_dir}")
 
 
-def _quality(r, model, quality, n_images, seed, calib_n, progress):
+def _quality(r, model, quality, n_images, seed, calib_n, threads, progress):
     """Run the quality lane when asked, or by default when the model supports it."""
     from earlyq_sim.workloads.quality_eval import evaluate_quality, quality_supported
 
@@ -113,7 +115,7 @@ def _quality(r, model, quality, n_images, seed, calib_n, progress):
     if r.cfg or r.batch != 1:
         raise UserError("--quality: --cfg and --batch apply to the cost lane of conditional models only")
     return evaluate_quality(model, r.schedule, r.baseline, n=n_images, seed=seed, calib_n=calib_n,
-                            progress=progress)
+                            progress=progress, threads=threads)
 
 
 def _write_outputs(out: Path, r, summary: dict, q=None) -> None:

@@ -29,6 +29,8 @@ def _sampler_options(f):
         click.option("--range-mode", type=click.Choice(["interval", "shared"]), default="interval", show_default=True,
                      help="Activation ranges fitted per precision interval or one shared set."),
         click.option("--batch-size", type=int, default=128, show_default=True),
+        click.option("--threads", type=int, default=1, show_default=True,
+                     help="Torch threads (1 avoids OpenMP spin-waits when the machine is shared)."),
     ]):
         f = o(f)
     return f
@@ -53,7 +55,7 @@ def register(cli, schedule_options) -> None:
     @_sampler_options
     def sample(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps,
                n_images, seed, out_dir, full_precision, mode, calibration, calib_n, sampler, eta, range_mode,
-               batch_size):
+               batch_size, threads):
         """Generate images under a precision schedule (integer emulation) and write a PNG grid and .npy."""
         from earlyq_sim.models.loader import load_unet
         from earlyq_sim.reports.grids import save_grid_png
@@ -62,8 +64,11 @@ def register(cli, schedule_options) -> None:
         from earlyq_sim.workloads.quality_eval import scheduler_config_for
         from earlyq_sim.workloads.samplers import sample as run_sample
 
+        from earlyq_sim.workloads.quality_eval import set_threads
+
         if n_images < 1:
             raise UserError(f"--n: {n_images} must be >= 1")
+        set_threads(threads)
         sch = _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps)
         unet = load_unet(model)
         cfg = scheduler_config_for(model)
@@ -96,12 +101,13 @@ def register(cli, schedule_options) -> None:
                   help="Calibration file to write (safetensors).")
     @_sampler_options
     def calibrate(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps,
-                  calib_n, calib_steps, out_file, sampler, eta, range_mode, batch_size):
+                  calib_n, calib_steps, out_file, sampler, eta, range_mode, batch_size, threads):
         """Fit activation ranges (per precision interval and shared) and save them."""
         from earlyq_sim.models.loader import load_unet
         from earlyq_sim.workloads.quality_api import quantize_and_calibrate
-        from earlyq_sim.workloads.quality_eval import scheduler_config_for
+        from earlyq_sim.workloads.quality_eval import scheduler_config_for, set_threads
 
+        set_threads(threads)
         sch = _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps)
         quantize_and_calibrate(load_unet(model), sch, n_calib=calib_n, calib_steps=calib_steps, range_mode=range_mode,
                                sampler=sampler, eta=eta, batch_size=batch_size,
