@@ -106,8 +106,9 @@ def format_stage_table(summary: dict) -> str:
         lines.append("  ".join(v.rjust(w) for v, w in zip(r, widths)))
     lines.append("")
     lines.append(f"speedup: baseline {s['baseline']['label']} latency / schedule latency on {s['arch']['name']}; "
-                 f"compute x: same with compute cycles only; vs {s['reference_arch']['name']}: baseline on "
-                 f"{s['reference_arch']['name']} / schedule on {s['arch']['name']}.")
+                 "compute x: the same with compute cycles only;")
+    lines.append(f"vs {s['reference_arch']['name']}: baseline latency on {s['reference_arch']['name']} / "
+                 f"schedule latency on {s['arch']['name']}.")
     lines.append(f"energy: {t['energy_mj']:.4g} mJ vs baseline {t['baseline_energy_mj']:.4g} mJ "
                  f"(saving x{fmt(t['energy_saving'], '.3f')}); cycles of the {s['arch']['name']} clock.")
     if q.get("computed"):
