@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
-
-import numpy as np
 
 import click
 
@@ -80,17 +77,13 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
     r = cost_run(model, arch, schedule_spec, baseline=baseline, num_steps=num_steps, batch=batch, cfg=cfg,
                  ref_arch=ref_arch, **_schedule_kw(early_bits, late_bits, boundary, weight_bits, prob_bits))
     summary = r.summary
-    q = _quality(r, model, quality, n_images, seed, calib_n, threads, progress=not as_json)
+    q, note = _quality(r, model, quality, n_images, seed, calib_n, threads, progress=not as_json)
     if q is not None:
         from earlyq_sim.workloads.quality_eval import quality_summary
 
         summary["quality"] = quality_summary(q)
-    elif quality is None:
-        from earlyq_sim.workloads.quality_eval import quality_supported
-
-        summary["quality"]["note"] = quality_supported(model) or "skipped"
     else:
-        summary["quality"]["note"] = "skipped (--no-quality)"
+        summary["quality"]["note"] = note
     if out_dir:
         _write_outputs(Path(out_dir), r, summary, q)
     if as_json:
@@ -102,20 +95,22 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
 
 
 def _quality(r, model, quality, n_images, seed, calib_n, threads, progress):
-    """Run the quality lane when asked, or by default when the model supports it."""
+    """Run the quality lane when asked, or by default when the model supports it.
+
+    Returns (QualityResult or None, note saying why quality was not computed)."""
     from earlyq_sim.workloads.quality_eval import evaluate_quality, quality_supported
 
     if quality is False:
-        return None
+        return None, "skipped (--no-quality)"
     reason = quality_supported(model)
     if reason:
         if quality:
             raise UserError(f"--quality: {reason}")
-        return None
+        return None, reason
     if r.cfg or r.batch != 1:
         raise UserError("--quality: --cfg and --batch apply to the cost lane of conditional models only")
     return evaluate_quality(model, r.schedule, r.baseline, n=n_images, seed=seed, calib_n=calib_n,
-                            progress=progress, threads=threads)
+                            progress=progress, threads=threads), ""
 
 
 def _write_outputs(out: Path, r, summary: dict, q=None) -> None:
@@ -124,7 +119,7 @@ def _write_outputs(out: Path, r, summary: dict, q=None) -> None:
     from earlyq_sim.reports.grids import fig_sample_grids, save_grid_png
     from earlyq_sim.reports.pdf import cost_figures, write_report
     from earlyq_sim.reports.plots import save_png
-    from earlyq_sim.reports.tables import atomic_write_bytes, write_csv, write_json, write_table
+    from earlyq_sim.reports.tables import write_csv, write_json, write_npy, write_table
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
@@ -139,9 +134,7 @@ def _write_outputs(out: Path, r, summary: dict, q=None) -> None:
         for label, imgs in q.images.items():
             stem = label.replace(" ", "_")
             save_grid_png(out / f"samples_{stem}.png", imgs[:64])
-            buf = io.BytesIO()
-            np.save(buf, imgs)
-            atomic_write_bytes(out / f"samples_{stem}.npy", buf.getvalue())
+            write_npy(out / f"samples_{stem}.npy", imgs)
         extra.append(fig_sample_grids(q.images, titles))
     for name, fig in figs.items():
         save_png(fig, out / f"{name}.png")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 
 import click
-import numpy as np
 
 from earlyq_sim.errors import UserError
 
@@ -59,7 +57,7 @@ def register(cli, schedule_options) -> None:
         """Generate images under a precision schedule (integer emulation) and write a PNG grid and .npy."""
         from earlyq_sim.models.loader import load_unet
         from earlyq_sim.reports.grids import save_grid_png
-        from earlyq_sim.reports.tables import atomic_write_bytes, write_json
+        from earlyq_sim.reports.tables import write_json, write_npy
         from earlyq_sim.workloads.quality_api import quantize_and_calibrate
         from earlyq_sim.workloads.quality_eval import scheduler_config_for
         from earlyq_sim.workloads.samplers import sample as run_sample
@@ -82,9 +80,7 @@ def register(cli, schedule_options) -> None:
             imgs = run_sample(qm, sch, n_images, seed, sampler, None, batch_size, eta, cfg, mode=mode)
         out = Path(out_dir)
         save_grid_png(out / "samples.png", imgs[:256])
-        buf = io.BytesIO()
-        np.save(buf, imgs)
-        atomic_write_bytes(out / "samples.npy", buf.getvalue())
+        write_npy(out / "samples.npy", imgs)
         write_json(out / "sample.json", {"model": model, "n": n_images, "seed": seed, "sampler": sampler, "eta": eta,
                                          "arithmetic": "float32" if full_precision else mode,
                                          "schedule": None if full_precision else sch.to_dict(),

@@ -42,3 +42,10 @@ def test_atomic_write_gives_normal_permissions(tmp_path):
 
     p = atomic_write_bytes(tmp_path / "r.csv", b"x")
     assert p.stat().st_mode & 0o777 == 0o666 & ~tables._UMASK
+
+
+def test_write_npy_round_trips(tmp_path):
+    from earlyq_sim.reports.tables import write_npy
+
+    a = np.arange(12, dtype=np.uint8).reshape(3, 2, 2, 1)
+    np.testing.assert_array_equal(np.load(write_npy(tmp_path / "s.npy", a)), a)

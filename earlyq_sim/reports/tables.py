@@ -79,6 +79,13 @@ def write_parquet(path, df: pd.DataFrame) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def write_npy(path, array: np.ndarray) -> Path:
+    """Write a NumPy array as ``.npy`` atomically."""
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
 def write_table(folder, stem: str, df: pd.DataFrame, formats=("csv", "parquet")) -> list[Path]:
     """Write ``df`` as ``folder/stem.<fmt>`` for each format; returns the paths written."""
     out = []
