@@ -16,7 +16,7 @@ import pandas as pd
 from earlyq_sim.simulator.arch import load_arch
 from earlyq_sim.simulator.schedule_cost import ScheduleCost, compare, per_layer_table, schedule_cost
 from earlyq_sim.simulator.tracer import trace_model
-from earlyq_sim.workloads.schedule import PrecisionSchedule
+from earlyq_sim.workloads.schedule import PrecisionSchedule, expand_keep
 
 REFERENCE_ARCH = "int8-systolic"
 
@@ -60,14 +60,20 @@ def default_num_steps(model: str) -> int:
 
 def make_schedule(spec: str | PrecisionSchedule | None, num_steps: int, *, early_bits: int | None = None,
                   late_bits: int = 8, boundary: float = 0.4, weight_bits: int = 8,
-                  prob_bits: int | None = None) -> PrecisionSchedule:
-    """Build a schedule from the interval form, or from the two-stage shorthand when spec is None."""
+                  prob_bits: int | None = None, keep: str | tuple[str, ...] | None = None) -> PrecisionSchedule:
+    """Build a schedule from the interval form, or from the two-stage shorthand when spec is None.
+
+    ``keep``: layer patterns held at 8 bits (added to any ``k8:`` token of ``spec``)."""
     if isinstance(spec, PrecisionSchedule):
-        return spec.with_steps(num_steps)
-    if spec:
-        return PrecisionSchedule.parse(spec, num_steps, weight_bits=weight_bits, prob_bits=prob_bits)
-    return PrecisionSchedule.two_stage(4 if early_bits is None else early_bits, late_bits, boundary,
-                                       num_steps, weight_bits=weight_bits, prob_bits=prob_bits)
+        sch = spec.with_steps(num_steps)
+    elif spec:
+        sch = PrecisionSchedule.parse(spec, num_steps, weight_bits=weight_bits, prob_bits=prob_bits)
+    else:
+        sch = PrecisionSchedule.two_stage(4 if early_bits is None else early_bits, late_bits, boundary,
+                                          num_steps, weight_bits=weight_bits, prob_bits=prob_bits)
+    if keep:
+        sch = sch.with_keep(sch.keep + expand_keep(keep), sch.keep_bits)
+    return sch
 
 
 def cost_run(model: str, arch: str, schedule: str | PrecisionSchedule | None = None, *,

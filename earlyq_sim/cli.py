@@ -25,6 +25,10 @@ def schedule_options(f):
         click.option("--weight-bits", type=int, default=8, show_default=True, help="Weight bits."),
         click.option("--prob-bits", type=int, default=None,
                      help="Attention-probability bits (default: the step's activation bits)."),
+        click.option("--keep", default=None,
+                     help="Layers held at 8 bits (weights and activations) in every step: glob patterns "
+                          "joined by '|' or ',', e.g. 'io' (= conv_in|conv_out) or 'conv_in|time_embedding.*'. "
+                          "Same as the schedule token k8:PATTERNS."),
         click.option("--steps", "num_steps", type=int, default=None,
                      help="Denoising steps (default per model: DDIM 100 CIFAR-10, 200 LDM-4, 50 SD)."),
     ]
@@ -33,9 +37,9 @@ def schedule_options(f):
     return f
 
 
-def _schedule_kw(early_bits, late_bits, boundary, weight_bits, prob_bits) -> dict:
+def _schedule_kw(early_bits, late_bits, boundary, weight_bits, prob_bits, keep=None) -> dict:
     return dict(early_bits=early_bits, late_bits=late_bits, boundary=boundary, weight_bits=weight_bits,
-                prob_bits=prob_bits)
+                prob_bits=prob_bits, keep=keep)
 
 
 @click.group()
@@ -64,7 +68,7 @@ def cli() -> None:
 @click.option("--calib-n", type=int, default=64, show_default=True, help="Calibration images.")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="Torch threads for sampling (1 avoids OpenMP spin-waits when the machine is shared).")
-def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps,
+def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps,
         baseline, ref_arch, batch, cfg, out_dir, as_json, quality, n_images, seed, calib_n, threads):
     """Cost a sampling run under a precision schedule on an accelerator; print speedup per stage
     alongside image quality (FD, precision/recall, PSNR/SSIM) where the model has trained weights."""
@@ -75,7 +79,7 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
     if batch < 1:
         raise UserError(f"--batch: {batch} must be >= 1")
     r = cost_run(model, arch, schedule_spec, baseline=baseline, num_steps=num_steps, batch=batch, cfg=cfg,
-                 ref_arch=ref_arch, **_schedule_kw(early_bits, late_bits, boundary, weight_bits, prob_bits))
+                 ref_arch=ref_arch, **_schedule_kw(early_bits, late_bits, boundary, weight_bits, prob_bits, keep))
     summary = r.summary
     q, note = _quality(r, model, quality, n_images, seed, calib_n, threads, progress=not as_json)
     if q is not None:

@@ -12,12 +12,12 @@ from earlyq_sim.errors import UserError
 QUALITY_MODEL = "fmnist16"
 
 
-def _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps):
+def _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps):
     from earlyq_sim.api import default_num_steps, make_schedule
 
     steps = num_steps or default_num_steps(model)
     return make_schedule(schedule_spec, steps, early_bits=early_bits, late_bits=late_bits, boundary=boundary,
-                         weight_bits=weight_bits, prob_bits=prob_bits)
+                         weight_bits=weight_bits, prob_bits=prob_bits, keep=keep)
 
 
 def _sampler_options(f):
@@ -51,7 +51,7 @@ def register(cli, schedule_options) -> None:
                   help="Load a calibration file from `earlyq-sim calibrate` instead of calibrating.")
     @click.option("--calib-n", type=int, default=64, show_default=True)
     @_sampler_options
-    def sample(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps,
+    def sample(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps,
                n_images, seed, out_dir, full_precision, mode, calibration, calib_n, sampler, eta, range_mode,
                batch_size, threads):
         """Generate images under a precision schedule (integer emulation) and write a PNG grid and .npy."""
@@ -67,7 +67,7 @@ def register(cli, schedule_options) -> None:
         if n_images < 1:
             raise UserError(f"--n: {n_images} must be >= 1")
         set_threads(threads)
-        sch = _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps)
+        sch = _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps)
         unet = load_unet(model)
         cfg = scheduler_config_for(model)
         if full_precision:
@@ -96,7 +96,7 @@ def register(cli, schedule_options) -> None:
     @click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True,
                   help="Calibration file to write (safetensors).")
     @_sampler_options
-    def calibrate(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps,
+    def calibrate(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps,
                   calib_n, calib_steps, out_file, sampler, eta, range_mode, batch_size, threads):
         """Fit activation ranges (per precision interval and shared) and save them."""
         from earlyq_sim.models.loader import load_unet
@@ -104,7 +104,7 @@ def register(cli, schedule_options) -> None:
         from earlyq_sim.workloads.quality_eval import scheduler_config_for, set_threads
 
         set_threads(threads)
-        sch = _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps)
+        sch = _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps)
         quantize_and_calibrate(load_unet(model), sch, n_calib=calib_n, calib_steps=calib_steps, range_mode=range_mode,
                                sampler=sampler, eta=eta, batch_size=batch_size,
                                scheduler_config=scheduler_config_for(model), save=out_file)
@@ -136,7 +136,7 @@ def register(cli, schedule_options) -> None:
     @click.option("--batch", type=int, default=1, show_default=True)
     @click.option("--cfg/--no-cfg", default=False)
     @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
-    def export(model, fmt, arch, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps,
+    def export(model, fmt, arch, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps,
                batch, cfg, out_dir):
         """Export traced conv/GEMM layers as a SCALE-Sim topology+config or a ZigZag workload per stage."""
         from earlyq_sim.simulator.arch import load_arch
@@ -145,7 +145,7 @@ def register(cli, schedule_options) -> None:
         from earlyq_sim.simulator.tracer import trace_model
 
         trace = trace_model(model, batch=batch, cfg=cfg)
-        sch = _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, num_steps)
+        sch = _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps)
         spec = load_arch(arch)
         if fmt == "scalesim":
             res = export_scalesim(trace, spec, out_dir, schedule=sch)

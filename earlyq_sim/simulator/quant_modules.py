@@ -87,6 +87,7 @@ class Slot:
         self.observers: dict[int, object] = {}
         self.ranges: dict[tuple[int, int], tuple[float, float]] = {}   # (set, bits) -> (lo, hi)
         self._cache: dict = {}
+        self.held: StepBits | None = None   # per-layer hold (schedule ``keep``): these bits in every step
 
     def observe(self, x: torch.Tensor) -> None:
         sid = self.state.obs_set
@@ -98,7 +99,7 @@ class Slot:
         self.observers[sid].observe(x)
 
     def bits(self) -> int:
-        b = self.state.bits
+        b = self.held or self.state.bits
         return {"act": b.act, "prob": b.prob, "out": self.state.cfg.out_bits}[self.kind]
 
     def qparams(self) -> QParams:
@@ -178,6 +179,10 @@ class _QuantGemm(nn.Module):
         self.out = Slot(name + ".out", "out", state)
         self._wq: dict[int, tuple[WeightQ, torch.Tensor]] = {}
         self._plans: dict = {}
+        self.held: StepBits | None = None   # per-layer hold: weight bits in every step
+
+    def weight_bits(self) -> int:
+        return (self.held or self.state.bits).weight
 
     def weight_q(self, bits: int) -> tuple[WeightQ, torch.Tensor]:
         """Weight codes at ``bits`` and ``sum |q_w|`` per (output, input channel) (cached)."""
@@ -220,7 +225,7 @@ class _QuantGemm(nn.Module):
 
     def static_bound(self) -> tuple[int, float]:
         """(K, max_n of amax_a * sum_k |q_w| + |bias_q|): the largest |acc| any input can give."""
-        pl = self.plan(self.act.qparams(), self.out.qparams(), self.state.bits.weight)
+        pl = self.plan(self.act.qparams(), self.out.qparams(), self.weight_bits())
         return int(pl["wq"].codes[0].numel()), pl["bound"]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -233,7 +238,7 @@ class _QuantGemm(nn.Module):
             self.out.observe(y)
             return y
         pa, po = self.act.qparams(), self.out.qparams()
-        pl = self.plan(pa, po, st.bits.weight)
+        pl = self.plan(pa, po, self.weight_bits())
         wq = pl["wq"]
         if st.mode == "fake":
             dt = _fdt(st)

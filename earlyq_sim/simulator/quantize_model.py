@@ -56,6 +56,7 @@ class QuantizedUNet(nn.Module):
         self.attn: dict[str, QuantAttnProcessor] = {}
         self._swap()
         self.range_mode = "interval"
+        self.keep = None        # (patterns, bits) installed by set_keep
 
     # -- construction ------------------------------------------------------------------------
     def _swap(self) -> None:
@@ -115,6 +116,18 @@ class QuantizedUNet(nn.Module):
         check_range(bits.prob, PROB_BITS, "attention-probability bits")
         self.qstate.bits = bits
         self.qstate.range_set = SHARED if self.range_mode == "shared" else int(interval_index)
+
+    def set_keep(self, schedule) -> None:
+        """Hold the layers that ``schedule.keep`` matches at ``schedule.layer_bits`` in every step
+        (weights and activations; attention probabilities of held attention layers too)."""
+        for name, g in self.gemms.items():
+            held = schedule.layer_bits(schedule.step_bits(0), name) if schedule.keeps(name) else None
+            g.held = g.act.held = g.out.held = held
+        for name, p in self.attn.items():
+            held = schedule.layer_bits(schedule.step_bits(0), name) if schedule.keeps(name) else None
+            for s in p.slots.values():
+                s.held = held
+        self.keep = (schedule.keep, schedule.keep_bits) if schedule.keep else None
 
     def set_observe(self, range_set: int | None) -> None:
         """Calibrate mode: record statistics into ``range_set`` (None: this step records nothing)."""

@@ -44,9 +44,25 @@ class ScheduleCost:
     total: dict
 
 
-def step_cost(arch, ops: pd.DataFrame, bits: StepBits) -> StepCost:
-    """Evaluate one forward pass of ``ops`` on ``arch`` at ``bits``."""
-    per_op = evaluate(arch, ops, bits)
+def keep_mask(ops: pd.DataFrame, schedule: PrecisionSchedule | None) -> np.ndarray | None:
+    """Ops whose module the schedule holds at its keep bits (None: no op is held)."""
+    if schedule is None or not schedule.keep:
+        return None
+    modules = ops["module"].astype(str).to_numpy()
+    held = {m: schedule.keeps(m) for m in set(modules)}
+    mask = np.fromiter((held[m] for m in modules), bool, len(modules))
+    return mask if mask.any() else None
+
+
+def step_cost(arch, ops: pd.DataFrame, bits: StepBits, schedule: PrecisionSchedule | None = None) -> StepCost:
+    """Evaluate one forward pass of ``ops`` on ``arch`` at ``bits``; ops of layers the
+    ``schedule`` holds (``keep``) are evaluated at ``schedule.layer_bits``."""
+    mask = keep_mask(ops, schedule)
+    if mask is None:
+        per_op = evaluate(arch, ops, bits)
+    else:
+        held = schedule.layer_bits(bits, str(ops["module"].to_numpy()[mask][0]))
+        per_op = pd.concat([evaluate(arch, ops[~mask], bits), evaluate(arch, ops[mask], held)]).loc[ops.index]
     cycles = float(per_op["cycles"].sum())
     energy = {p: float(per_op[f"energy_{p}_pj"].sum()) / _PJ_PER_MJ for p in ENERGY_PARTS}
     energy["total"] = float(per_op["energy_pj"].sum()) / _PJ_PER_MJ
@@ -57,7 +73,7 @@ def step_cost(arch, ops: pd.DataFrame, bits: StepBits) -> StepCost:
 
 def schedule_cost(arch, ops: pd.DataFrame, schedule: PrecisionSchedule) -> ScheduleCost:
     """Cost of every step of ``schedule`` on ``arch``; stages and totals summed from steps."""
-    by_bits = {b: step_cost(arch, ops, b) for b in schedule.distinct_bits()}
+    by_bits = {b: step_cost(arch, ops, b, schedule) for b in schedule.distinct_bits()}
     stages = schedule.stages()
     step_rows = []
     for st in stages:

@@ -62,6 +62,7 @@ def calibrate(qmodel, schedule: PrecisionSchedule, n_samples: int = 64, calib_st
     """Observe the float model along the sampler trajectory, fit and apply all ranges."""
     steps = calib_step_indices(schedule.num_steps, calib_steps)
     chosen = set(steps)
+    qmodel.set_keep(schedule)
     stage = stage_index_per_step(schedule)
     qmodel.set_mode("calibrate")
     for s in qmodel.slots().values():
@@ -101,8 +102,12 @@ def fit_ranges(qmodel, schedule: PrecisionSchedule) -> dict[str, tuple[float, fl
             if pooled is None:
                 pooled = type(obs)()
             pooled.merge(obs)
-        sets = [(sid, obs, [bits_of[sid]]) for sid, obs in slot.observers.items()]
-        sets.append((SHARED, pooled, sorted({iv.act_bits for iv in schedule.intervals})))
+        if slot.held is not None:       # held layer: its own bits in every interval
+            sets = [(sid, obs, [slot.held.act]) for sid, obs in slot.observers.items()]
+            sets.append((SHARED, pooled, [slot.held.act]))
+        else:
+            sets = [(sid, obs, [bits_of[sid]]) for sid, obs in slot.observers.items()]
+            sets.append((SHARED, pooled, sorted({iv.act_bits for iv in schedule.intervals})))
         for sid, obs, bit_list in sets:
             if slot.kind == "out":
                 a = max(-obs.min, obs.max) * cfg.out_headroom
@@ -169,5 +174,6 @@ def load_calibration(path: str | os.PathLike, qmodel, schedule: PrecisionSchedul
                         f"this model uses {qmodel.cfg.out_bits}")
     ranges = {k: (float(v[0]), float(v[1])) for k, v in zip(meta["keys"], arr.tolist())}
     res = CalibrationResult(meta["fingerprint"], meta["schedule"], tuple(meta["steps"]), s, ranges)
+    qmodel.set_keep(schedule)
     apply_calibration(qmodel, res)
     return res

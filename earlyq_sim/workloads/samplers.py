@@ -115,6 +115,7 @@ def sample(unet, schedule: PrecisionSchedule | None, n: int, seed: int, sampler:
     per_step = schedule.per_step()
     stage = stage_index_per_step(schedule)
     unet.set_mode(mode)
+    unet.set_keep(schedule)     # the schedule decides which layers are held, every run
 
     def on_step(i: int) -> None:
         unet.set_step_bits(per_step[i], stage[i])

@@ -14,10 +14,18 @@ Operand kinds (see ``simulator/optable.py``):
 * ``pa``: attention probability x activation (attention P V); bits ``(prob, act)``.
 
 ``prob_bits=None`` means attention probabilities use the step's activation bits.
+
+Per-layer hold (``keep``): layers whose name matches one of the glob patterns run at
+``keep_bits`` weights and activations in every step, whatever the step's bits, as PTQ papers
+do for the input and output convs (Q-Diffusion keeps them at 8 bits). Names are module paths
+(``conv_in``, ``time_embedding.linear_1``, ``down_blocks.0.resnets.0.conv1``); the cost lane
+matches an op's ``module`` column, the quality lane the quantized module's name. Alias ``io``
+means ``conv_in`` and ``conv_out``.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass, field
 
@@ -26,6 +34,7 @@ from earlyq_sim.errors import UserError
 MIN_BITS = 1
 MAX_BITS = 16
 _EPS = 1e-9
+KEEP_ALIASES = {"io": ("conv_in", "conv_out")}
 
 
 def check_bits(value: int, what: str, lo: int = MIN_BITS, hi: int = MAX_BITS) -> int:
@@ -100,11 +109,15 @@ class PrecisionSchedule:
     weight_bits: int = 8
     prob_bits: int | None = None
     name: str = field(default="", compare=False)
+    keep: tuple[str, ...] = ()      # glob patterns of layers held at keep_bits (W and A)
+    keep_bits: int = 8
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_steps, int) or self.num_steps < 1:
             raise UserError(f"schedule: number of steps {self.num_steps!r} must be a positive integer")
         check_bits(self.weight_bits, "schedule: weight bits")
+        check_bits(self.keep_bits, "schedule: keep bits")
+        object.__setattr__(self, "keep", expand_keep(self.keep))
         if self.prob_bits is not None:
             check_bits(self.prob_bits, "schedule: attention-probability bits")
         _check_cover(self.intervals)
@@ -137,11 +150,16 @@ class PrecisionSchedule:
         Also accepts the uniform shorthand ``W8A8`` / ``W4A8P16`` and ``a8`` (whole range).
         """
         text = spec.strip()
-        m = re.fullmatch(r"[wW](\d+)[aA](\d+)(?:[pP](\d+))?", text)
+        head, _, rest = text.partition(",")
+        m = re.fullmatch(r"[wW](\d+)[aA](\d+)(?:[pP](\d+))?", head.strip())
         if m:
             p = int(m.group(3)) if m.group(3) else prob_bits
-            return cls.uniform(int(m.group(1)), int(m.group(2)), num_steps, p)
+            act = check_bits(int(m.group(2)), f"schedule {spec!r}: activation bits")
+            more = f"w{m.group(1)},a{act}" + (f",p{p}" if p is not None else "") + (f",{rest}" if rest else "")
+            return cls.parse(more, num_steps, weight_bits, prob_bits)
         intervals: list[Interval] = []
+        keep: tuple[str, ...] = ()
+        keep_bits = 8
         for raw in text.split(","):
             tok = raw.strip()
             if not tok:
@@ -161,6 +179,11 @@ class PrecisionSchedule:
                     raise UserError(f"schedule {spec!r}: interval {tok!r} must satisfy 0 <= start < end <= 1")
                 intervals.append(Interval(start, min(end, 1.0), bits))
                 continue
+            m = re.fullmatch(r"[kK](\d+):(.+)", tok)
+            if m:
+                keep_bits = check_bits(int(m.group(1)), f"schedule {spec!r}: token {tok!r} keep bits")
+                keep = keep + tuple(p.strip() for p in m.group(2).split("|"))
+                continue
             m = re.fullmatch(r"([wWpP])(\d+)", tok)
             if m:
                 bits = check_bits(int(m.group(2)), f"schedule {spec!r}: token {tok!r} bits")
@@ -170,15 +193,32 @@ class PrecisionSchedule:
                     prob_bits = bits
                 continue
             raise UserError(f"schedule {spec!r}: cannot read token {tok!r}; allowed aBITS@START-END, "
-                            "aBITS, wBITS, pBITS or the shorthand W8A8")
+                            "aBITS, wBITS, pBITS, kBITS:LAYER|LAYER or the shorthand W8A8")
         if not intervals:
             raise UserError(f"schedule {spec!r}: no activation interval (e.g. a4@0-0.4,a8@0.4-1)")
         intervals.sort(key=lambda iv: iv.start)
-        return cls(num_steps, tuple(intervals), weight_bits, prob_bits)
+        return cls(num_steps, tuple(intervals), weight_bits, prob_bits, keep=keep, keep_bits=keep_bits)
 
     # -- queries --------------------------------------------------------------------------
     def with_steps(self, num_steps: int) -> "PrecisionSchedule":
-        return PrecisionSchedule(num_steps, self.intervals, self.weight_bits, self.prob_bits, self.name)
+        return PrecisionSchedule(num_steps, self.intervals, self.weight_bits, self.prob_bits, self.name,
+                                 self.keep, self.keep_bits)
+
+    def with_keep(self, keep, keep_bits: int = 8) -> "PrecisionSchedule":
+        """The same schedule with layers matching ``keep`` held at ``keep_bits``."""
+        return PrecisionSchedule(self.num_steps, self.intervals, self.weight_bits, self.prob_bits, self.name,
+                                 tuple(keep), keep_bits)
+
+    def keeps(self, layer: str) -> bool:
+        """Is ``layer`` (a module path) held at ``keep_bits``?"""
+        return any(fnmatch.fnmatchcase(layer, p) for p in self.keep)
+
+    def layer_bits(self, bits: StepBits, layer: str) -> StepBits:
+        """Bits of ``layer`` in a step whose schedule bits are ``bits``."""
+        if not self.keeps(layer):
+            return bits
+        prob = self.prob_bits if self.prob_bits is not None else self.keep_bits
+        return StepBits(self.keep_bits, self.keep_bits, prob)
 
     def bits_for_act(self, act_bits: int) -> StepBits:
         prob = self.prob_bits if self.prob_bits is not None else act_bits
@@ -226,11 +266,12 @@ class PrecisionSchedule:
         """Compact label, e.g. ``W8A8`` or ``W8 a4@0-0.4,a8@0.4-1``."""
         if self.name:
             return self.name
+        ktxt = f",k{self.keep_bits}:{'|'.join(self.keep)}" if self.keep else ""
         if self.is_uniform:
-            return self.bits_for_act(self.intervals[0].act_bits).label
+            return self.bits_for_act(self.intervals[0].act_bits).label + ktxt
         parts = ",".join(f"a{iv.act_bits}@{iv.start:g}-{iv.end:g}" for iv in self.intervals)
         ptxt = f",p{self.prob_bits}" if self.prob_bits is not None else ""
-        return f"w{self.weight_bits},{parts}{ptxt}"
+        return f"w{self.weight_bits},{parts}{ptxt}{ktxt}"
 
     def to_dict(self) -> dict:
         return {
@@ -239,13 +280,31 @@ class PrecisionSchedule:
             "prob_bits": self.prob_bits,
             "intervals": [{"start": iv.start, "end": iv.end, "act_bits": iv.act_bits}
                           for iv in self.intervals],
+            "keep": list(self.keep),
+            "keep_bits": self.keep_bits,
             "label": self.label,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> "PrecisionSchedule":
         ivs = tuple(Interval(float(x["start"]), float(x["end"]), int(x["act_bits"])) for x in d["intervals"])
-        return cls(int(d["num_steps"]), ivs, int(d["weight_bits"]), d.get("prob_bits"))
+        return cls(int(d["num_steps"]), ivs, int(d["weight_bits"]), d.get("prob_bits"),
+                   keep=tuple(d.get("keep", ())), keep_bits=int(d.get("keep_bits", 8)))
+
+
+def expand_keep(keep) -> tuple[str, ...]:
+    """Patterns with aliases (``io``) expanded, duplicates dropped, order kept."""
+    if isinstance(keep, str):
+        keep = tuple(p for p in keep.replace("|", ",").split(",") if p.strip())
+    out: list[str] = []
+    for p in keep:
+        p = str(p).strip()
+        if not p:
+            raise UserError("schedule: empty layer pattern in keep; write e.g. k8:conv_in|conv_out or k8:io")
+        for q in KEEP_ALIASES.get(p, (p,)):
+            if q not in out:
+                out.append(q)
+    return tuple(out)
 
 
 def _check_cover(intervals: tuple[Interval, ...]) -> None:

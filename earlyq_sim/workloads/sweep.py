@@ -111,11 +111,12 @@ class StepCache:
         self._cache: dict = {}
         self.evaluations = 0
 
-    def get(self, model: str, ops: pd.DataFrame, arch, bits):
-        k = (model, arch, bits)
+    def get(self, model: str, ops: pd.DataFrame, arch, bits, schedule: PrecisionSchedule | None = None):
+        held = (schedule.keep, schedule.keep_bits) if schedule is not None and schedule.keep else None
+        k = (model, arch, bits, held)
         hit = self._cache.get(k)
         if hit is None:
-            c = step_cost(arch, ops, bits)
+            c = step_cost(arch, ops, bits, schedule)
             self.evaluations += 1
             hit = self._cache[k] = (c.latency_ms, c.cycles, c.compute_cycles, c.energy_mj["total"])
         return hit
@@ -135,8 +136,8 @@ def point_row(point: SweepPoint, ops: pd.DataFrame, ctx: _Context, cache: StepCa
     sched = e.build(steps)
     base = PrecisionSchedule.parse(ctx.baseline, steps, prob_bits=e.prob_bits)
     bbits = base.distinct_bits()[0]
-    b_lat, _, b_comp, b_en = cache.get(point.model, ops, arch, bbits)
-    r_lat = cache.get(point.model, ops, ctx.ref_arch, bbits)[0]
+    b_lat, _, b_comp, b_en = cache.get(point.model, ops, arch, bbits, base)
+    r_lat = cache.get(point.model, ops, ctx.ref_arch, bbits, base)[0]
     row = {"point_key": point.key, "model": point.model, "arch": point.arch.base}
     # list values (pe.fusion_widths) as JSON text: one plain column type in CSV and Parquet
     row.update({f: json.dumps(list(v)) if isinstance(v, (list, tuple)) else v for f, v in point.arch.overrides})
@@ -147,7 +148,7 @@ def point_row(point: SweepPoint, ops: pd.DataFrame, ctx: _Context, cache: StepCa
     lat = cyc = comp = en = 0.0
     for st in sched.stages():
         n = st.steps
-        s_lat, s_cyc, s_comp, s_en = cache.get(point.model, ops, arch, st.bits) if n else (0.0, 0.0, 0.0, 0.0)
+        s_lat, s_cyc, s_comp, s_en = cache.get(point.model, ops, arch, st.bits, sched) if n else (0.0, 0.0, 0.0, 0.0)
         lat, cyc, comp, en = lat + n * s_lat, cyc + n * s_cyc, comp + n * s_comp, en + n * s_en
         row[f"stage{st.index}_act_bits"] = st.bits.act
         row[f"stage{st.index}_steps"] = n
