@@ -26,6 +26,9 @@ def test_parse_label_roundtrip_and_alias():
     assert s.layer_bits(StepBits(8, 4, 4), "conv_out") == StepBits(8, 8, 8)
     assert s.layer_bits(StepBits(8, 4, 4), "time_embedding.linear_1") == StepBits(8, 8, 8)
     assert s.layer_bits(StepBits(8, 4, 4), "down_blocks.0.resnets.0.conv1") == StepBits(8, 4, 4)
+    only = PrecisionSchedule.parse("a4,k8:*|!*conv_shortcut|!conv_in", 20)
+    assert not only.keeps("conv_in") and not only.keeps("up_blocks.0.resnets.1.conv_shortcut")
+    assert only.keeps("conv_out") and only.keeps("mid_block.attentions.0.to_q")
     u = PrecisionSchedule.parse("W4A8,k8:io", 20)
     assert u.weight_bits == 4 and u.is_uniform and u.label == "W4A8,k8:conv_in|conv_out"
     assert PrecisionSchedule.parse("a4,p16,k6:conv_in", 5).layer_bits(StepBits(8, 4, 16), "conv_in") == \

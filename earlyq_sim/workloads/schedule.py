@@ -20,7 +20,8 @@ Per-layer hold (``keep``): layers whose name matches one of the glob patterns ru
 do for the input and output convs (Q-Diffusion keeps them at 8 bits). Names are module paths
 (``conv_in``, ``time_embedding.linear_1``, ``down_blocks.0.resnets.0.conv1``); the cost lane
 matches an op's ``module`` column, the quality lane the quantized module's name. Alias ``io``
-means ``conv_in`` and ``conv_out``.
+means ``conv_in`` and ``conv_out``; ``!pattern`` excludes (``*|!*conv_shortcut``: every layer
+but the shortcut convs is held, i.e. only those run at the schedule's bits).
 """
 
 from __future__ import annotations
@@ -210,8 +211,10 @@ class PrecisionSchedule:
                                  tuple(keep), keep_bits)
 
     def keeps(self, layer: str) -> bool:
-        """Is ``layer`` (a module path) held at ``keep_bits``?"""
-        return any(fnmatch.fnmatchcase(layer, p) for p in self.keep)
+        """Is ``layer`` (a module path) held at ``keep_bits``? It must match a pattern and no
+        ``!pattern`` (``*|!conv_in``: everything but conv_in)."""
+        pos = any(fnmatch.fnmatchcase(layer, p) for p in self.keep if not p.startswith("!"))
+        return pos and not any(fnmatch.fnmatchcase(layer, p[1:]) for p in self.keep if p.startswith("!"))
 
     def layer_bits(self, bits: StepBits, layer: str) -> StepBits:
         """Bits of ``layer`` in a step whose schedule bits are ``bits``."""
