@@ -116,11 +116,15 @@ def check_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], where:
         raise UserError(f"{where}: weights do not match the config: {'; '.join(parts)}")
 
 
-def load_unet(name_or_path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+def load_unet(name_or_path: str | os.PathLike, dtype: torch.dtype = torch.float32,
+              weights: str | os.PathLike | None = None) -> torch.nn.Module:
     """A UNet with real weights (CPU, eval mode) from a built-in name with shipped weights or a
-    local diffusers folder (config.json + safetensors). Mismatched weights raise UserError."""
+    local diffusers folder (config.json + safetensors); ``weights``: another safetensors file
+    for the same config (e.g. a training export). Mismatched weights raise UserError."""
     info = resolve_model(name_or_path)
-    files = _weight_files(info)
+    if weights is not None and not Path(weights).is_file():
+        raise UserError(f"{weights}: weights file not found")
+    files = [Path(weights)] if weights is not None else _weight_files(info)
     sd = _state_dict_from(files)
     with torch.device("meta"):  # no random init: every tensor comes from the file
         model = build_unet(config_for(info), str(info.config_path))

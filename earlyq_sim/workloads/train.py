@@ -84,21 +84,19 @@ def save_unet_safetensors(model, path: str | os.PathLike, metadata: dict | None 
 
 
 def load_trained_unet(name: str = "fmnist16", weights: str | os.PathLike | None = None):
-    """The trained UNet (EMA weights) from the shipped safetensors + config, in eval mode."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """The trained UNet (EMA weights) from the shipped safetensors, or ``weights`` (a training
+    export), in eval mode without gradients; ``models.loader.load_unet`` does the loading."""
+    from earlyq_sim.models.loader import load_unet
 
-    model_cfg = load_model_config(name)
-    path = Path(weights) if weights else MODELS_DIR / "weights" / model_cfg["weights"]
+    path = Path(weights) if weights else MODELS_DIR / "weights" / load_model_config(name)["weights"]
     if not path.is_file():
         raise UserError(f"{path}: trained weights not found; train with "
                         f"'python -m earlyq_sim.workloads.train --ckpt-dir DIR --export {path}'")
-    model = build_unet(model_cfg)
     try:
-        model.load_state_dict(load_file(str(path)))
-    except (SafetensorError, RuntimeError, OSError) as exc:
-        raise UserError(f"{path}: weights do not load into config '{name}' ({type(exc).__name__}); re-export them") from None
-    return model.eval().requires_grad_(False)
+        model = load_unet(name, weights=path)
+    except UserError as exc:
+        raise UserError(f"{path}: weights do not load into config '{name}' ({exc}); re-export them") from None
+    return model.requires_grad_(False)
 
 
 def trained_step(name: str = "fmnist16", weights=None) -> int | None:
