@@ -42,6 +42,16 @@ def _md_table(summ: pd.DataFrame, n: int, steps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _save(fig, ax, xlabel: str, title: str, path: Path) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("FD vs Fashion-MNIST test set (lower is better)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
 def _a4_fraction(spec: str) -> float | None:
     if spec in ("W8A8",) or spec.startswith("W8A8,"):
         return 0.0
@@ -66,13 +76,8 @@ def table_report(out: Path) -> None:
     fp = summ[summ.spec == "fp32"]
     if len(fp):
         ax.axhline(float(fp.fd_mean.iloc[0]), color="k", ls=":", label="full precision")
-    ax.set_xlabel("% of steps (from the first, noisiest) with 4-bit activations, 8-bit after")
-    ax.set_ylabel("FD vs Fashion-MNIST test set")
-    ax.set_title("fmnist16, W8, integer emulation")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "fd_vs_a4_fraction.png", dpi=130)
-    plt.close(fig)
+    _save(fig, ax, "% of steps (from the first, noisiest) with 4-bit activations, 8-bit after",
+          "fmnist16, W8, integer emulation", out / "fd_vs_a4_fraction.png")
 
 
 def probe_report(out: Path) -> None:
@@ -94,17 +99,10 @@ def probe_report(out: Path) -> None:
         ax.errorbar(g.start, g["mean"], yerr=g["std"], marker="o", capsize=3, label=lab)
     for lab, v in ref.items():
         ax.axhline(v, ls=":", color="k" if lab == "full precision" else "gray", label=lab)
-    ax.set_xlabel("start of the perturbed interval (fraction of steps; 0 = first, noisiest)")
-    ax.set_ylabel("FD vs Fashion-MNIST test set")
-    ax.set_title("Robustness probe: perturbation on one interval, clean elsewhere")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "probe_fd_vs_interval.png", dpi=130)
-    plt.close(fig)
-    lines = ["| probe | " + " | ".join(sorted(summ.interval.dropna().unique(), key=lambda s: float(s.split('-')[0])))
-             + " |"]
+    _save(fig, ax, "start of the perturbed interval (fraction of steps; 0 = first, noisiest)",
+          "Robustness probe: perturbation on one interval, clean elsewhere", out / "probe_fd_vs_interval.png")
     ivs = sorted(summ.interval.dropna().unique(), key=lambda s: float(s.split("-")[0]))
-    lines[0] = "| probe | " + " | ".join(ivs) + " |"
+    lines = ["| probe | " + " | ".join(ivs) + " |"]
     lines.append("|---" * (len(ivs) + 1) + "|")
     for lab, g in summ.dropna(subset=["interval"]).groupby("label", sort=False):
         cells = {r.interval: _pm(r["mean"], r["std"], ".1f") for _, r in g.iterrows()}
