@@ -194,12 +194,13 @@ def conv2d_acc(x: torch.Tensor, x_bounds: tuple[int, int], w: torch.Tensor, w_bo
 
 
 def bmm_acc(a: torch.Tensor, a_bounds: tuple[int, int], b: torch.Tensor, b_bounds: tuple[int, int],
-            engine: str) -> torch.Tensor:
-    """Batched ``a`` (G,M,K) @ ``b`` (G,K,N), centered integers -> int64 (G,M,N)."""
+            engine: str, raw: bool = False) -> torch.Tensor:
+    """Batched ``a`` (G,M,K) @ ``b`` (G,K,N), centered integers -> int64 (G,M,N) (with ``raw``
+    the engine's own dtype, as in :func:`linear_acc`)."""
     if engine != "int8":
         dt = torch.float32 if engine == "f32" else torch.float64
         with torch.backends.nnpack.flags(enabled=False):
-            return torch.bmm(a.to(dt), b.to(dt)).to(torch.int64)
+            return _finish(torch.bmm(a.to(dt), b.to(dt)), raw)
     return torch.stack([gemm_int8(a[g], a_bounds, b[g], b_bounds) for g in range(a.shape[0])])
 
 
@@ -215,11 +216,16 @@ def check_accumulator(acc: torch.Tensor, acc_bits: int, policy: str, where: str)
     if lo <= amin and amax <= hi:
         return acc, 0
     if policy == "error":
-        bad = amax if amax > hi else amin
-        raise AccumulatorOverflow(
-            f"{where}: accumulator overflow, value {bad} does not fit {acc_bits} bits "
-            f"(range {lo}..{hi}); widen accumulator_bits or set overflow='saturate'")
+        raise_overflow(where, amax if amax > hi else amin, acc_bits)
     n = int(((acc < lo) | (acc > hi)).sum())
     # float32 accumulators reach here only when acc_bits <= 25 (f32 sums are <= 2^24), so the
     # limits are exact in the tensor's dtype
     return acc.clamp(lo, hi), n
+
+
+def raise_overflow(where: str, bad: int, acc_bits: int) -> None:
+    """Raise the one-line AccumulatorOverflow for a final sum ``bad`` outside ``acc_bits``."""
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    raise AccumulatorOverflow(
+        f"{where}: accumulator overflow, value {bad} does not fit {acc_bits} bits "
+        f"(range {lo}..{hi}); widen accumulator_bits or set overflow='saturate'")

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 
 from earlyq_sim.errors import UserError
 from earlyq_sim.simulator import int_kernels as ik
-from earlyq_sim.simulator.fixed_point import mult_bits_for, quantize_multiplier, requantize
+from earlyq_sim.simulator import fused_kernels as fk
+from earlyq_sim.simulator.fixed_point import mult_bits_for, quantize_multiplier
 from earlyq_sim.simulator.observers import make_observer
 from earlyq_sim.simulator.quantizers import (QParams, WeightQ, act_qparams, dequantize, fake_quant, out_qparams,
                                              prob_qparams, quantize, quantize_weight)
@@ -134,9 +135,14 @@ def _fdt(state: "QuantState") -> torch.dtype:
     return torch.float64 if state.cfg.fake_dtype == "float64" else torch.float32
 
 
-def quantize_centered(x: torch.Tensor, p: QParams) -> torch.Tensor:
-    """``quantize(x, p) - z`` (identical values), in three in-place passes."""
-    return (x / p.scale).round_().clamp_(p.qmin - p.zero_point, p.qmax - p.zero_point)
+def quantize_centered(x: torch.Tensor, p: QParams, channels_last: bool = False) -> torch.Tensor:
+    """``quantize(x, p) - z`` (identical values), in one fused pass (float32 input; torch
+    reference ``fused_kernels.quantize_centered_torch`` otherwise). ``channels_last``: 4-D codes
+    in channels-last memory, for the conv engines."""
+    lo, hi = p.qmin - p.zero_point, p.qmax - p.zero_point
+    if x.dtype != torch.float32:
+        return fk.quantize_centered_torch(x, p.scale, lo, hi)
+    return fk.quantize_centered(x, p.scale, lo, hi, channels_last)
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,11 @@ class Rescale:
     m0: torch.Tensor
     shift: torch.Tensor
     rnd: torch.Tensor
+    arrays: fk.RescaleArrays | None = field(default=None, compare=False, repr=False)   # flat, for fused kernels
+
+    def __post_init__(self) -> None:
+        if self.arrays is None:
+            object.__setattr__(self, "arrays", fk.RescaleArrays(self.m0, self.shift, self.rnd))
 
     @classmethod
     def make(cls, m: np.ndarray, acc_bits: int, shape: tuple[int, ...]) -> "Rescale":
@@ -155,16 +166,23 @@ class Rescale:
 
 
 def int_finish(acc: torch.Tensor, rs: Rescale, po: QParams, state: QuantState, where: str,
-               bound: float | None = None) -> torch.Tensor:
+               bound: float | None = None, chan_dim: int = -1,
+               memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     """Accumulator check, fixed-point rescale, and dequantization of the output codes to float32
-    for the float ops that follow. The run-time check is skipped when the static ``bound`` on
-    |acc| already proves the accumulator cannot overflow."""
-    if bound is None or bound > (1 << (state.cfg.acc_bits - 1)) - 1:
-        acc, n = ik.check_accumulator(acc, state.cfg.acc_bits, state.cfg.overflow, where)
-        if n:
-            state.saturated[where] += n
-    codes = requantize(acc, rs.m0, rs.shift, po.qmin, po.qmax, rs.rnd)
-    return codes * po.scale             # int64 codes (|c| < 2^23) -> float32, one rounding
+    (``code * s_out``, one rounding) for the float ops that follow, in one fused pass (torch
+    reference: ``fused_kernels.requant_dequant_torch``). The run-time check is skipped when the
+    static ``bound`` on |acc| already proves the accumulator cannot overflow. ``chan_dim``: axis
+    of per-channel multipliers; ``memory_format`` of a 4-D output."""
+    bits = state.cfg.acc_bits
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    check = bound is None or bound > hi
+    out, n, amin, amax = fk.requant_dequant(acc, rs.arrays, po.qmin, po.qmax, po.scale, chan_dim, bits, check,
+                                            memory_format)
+    if n:
+        if state.cfg.overflow == "error":
+            ik.raise_overflow(where, amax if amax > hi else amin, bits)
+        state.saturated[where] += n
+    return out
 
 
 class _QuantGemm(nn.Module):
@@ -218,8 +236,11 @@ class _QuantGemm(nn.Module):
                 eng = ik.pick_engine(eng, bound)
             n = wq.scale.numel()
             m = pa.scale * wq.scale.double().numpy() / po.scale
+            # conv engines run channels-last (faster here; exact in any layout), weight cached so
+            w_run = wq.codes.contiguous(memory_format=torch.channels_last) \
+                if self.chan_dim == 1 and eng != "int8" else wq.codes
             self._plans[key] = dict(
-                wq=wq, bq=bq, bound=bound, engine=eng, chunks=chunks,
+                wq=wq, bq=bq, bound=bound, engine=eng, chunks=chunks, w_run=w_run,
                 rescale=Rescale.make(m, self.state.cfg.acc_bits, self._bshape(n)))
         return self._plans[key]
 
@@ -249,9 +270,13 @@ class _QuantGemm(nn.Module):
         eng = pl["engine"]
         st.engine_calls[eng] += 1
         qmax, z = wq.qmax, pa.zero_point
-        acc = self.int_op(quantize_centered(x, pa), (pa.qmin - z, pa.qmax - z), wq.codes, (-qmax, qmax), eng,
+        cl = self.chan_dim == 1 and eng != "int8"
+        acc = self.int_op(quantize_centered(x, pa, cl), (pa.qmin - z, pa.qmax - z), pl["w_run"], (-qmax, qmax), eng,
                           pl["bq"], pl["chunks"])
-        return int_finish(acc, pl["rescale"], po, st, self.qname, pl["bound"])
+        # output in the layout F.conv2d on x would give (float ops after it round per layout)
+        fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+            and not x.is_contiguous() else torch.contiguous_format
+        return int_finish(acc, pl["rescale"], po, st, self.qname, pl["bound"], self.chan_dim, fmt)
 
 
 class QuantLinear(_QuantGemm):
@@ -330,7 +355,7 @@ class QuantAttnProcessor:
         st.engine_calls[eng] += 1
         acc = ik.bmm_acc(quantize_centered(query, pq), (pq.qmin - pq.zero_point, pq.qmax - pq.zero_point),
                          quantize_centered(key, pk).transpose(1, 2),
-                         (pk.qmin - pk.zero_point, pk.qmax - pk.zero_point), eng)
+                         (pk.qmin - pk.zero_point, pk.qmax - pk.zero_point), eng, raw=True)
         return int_finish(acc, self._rescale("qk", pq.scale * pk.scale * scale / ps.scale), ps, st,
                           self.qname + ".qk", bound)
 
@@ -344,8 +369,9 @@ class QuantAttnProcessor:
         bound = value.shape[1] * pp.qmax * pv.amax_centered
         eng = ik.pick_engine(st.cfg.engine, bound)
         st.engine_calls[eng] += 1
-        acc = ik.bmm_acc(quantize(probs, pp), (0, pp.qmax), quantize_centered(value, pv),
-                         (pv.qmin - pv.zero_point, pv.qmax - pv.zero_point), eng)
+        # zero point 0: quantize_centered gives quantize's codes (probabilities are >= +0)
+        acc = ik.bmm_acc(quantize_centered(probs, pp), (0, pp.qmax), quantize_centered(value, pv),
+                         (pv.qmin - pv.zero_point, pv.qmax - pv.zero_point), eng, raw=True)
         return int_finish(acc, self._rescale("pv", pp.scale * pv.scale / po.scale), po, st, self.qname + ".pv",
                           bound)
 
