@@ -168,9 +168,11 @@ def models():
 
 def _add_commands() -> None:
     from earlyq_sim import cli_quality
+    from earlyq_sim.cli_search import search
     from earlyq_sim.workloads.sweep_cli import sweep_command
 
     cli.add_command(sweep_command)
+    cli.add_command(search)
     cli_quality.register(cli, schedule_options)
 
 

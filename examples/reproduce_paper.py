@@ -22,8 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from earlyq_sim.workloads.experiments import QualityBench, RunSpec, summarize  # noqa: E402
-from earlyq_sim.workloads.schedule_search import search_schedule  # noqa: E402
+from earlyq_sim.workloads.experiments import QualityBench, RunSpec, search_on_bench  # noqa: E402
 
 TABLE = [
     ("full precision", None),
@@ -102,23 +101,16 @@ def probe(a) -> None:
 
 def search(a) -> None:
     bench = _bench(a, "search")
-    extra = f"k8:{a.keep}" if a.keep else ""
-    base_spec = "W8A8" + (f",{extra}" if extra else "")
-
-    def mean_fd(spec: str) -> float:
-        return sum(bench.run(RunSpec(spec, spec), s)["fd"] for s in a.seeds) / len(a.seeds)
-
-    base = mean_fd(base_spec)
-    res = search_schedule(mean_fd, base, a.threshold, grid=a.grid, min_bits=a.min_bits, extra=extra,
-                          log=lambda t: print(f"interval {t.interval} a{t.bits}: FD {t.fd:.2f} "
-                                              f"({'accept' if t.accepted else 'reject'})", flush=True))
+    res, base_spec = search_on_bench(bench, a.seeds, a.threshold, grid=a.grid, min_bits=a.min_bits, keep=a.keep,
+                                     log=lambda t: print(f"interval {t.interval} a{t.bits}: FD {t.fd:.2f} "
+                                                         f"({'accept' if t.accepted else 'reject'})", flush=True))
     out = Path(a.out) / "search_result.json"
-    out.write_text(json.dumps({"baseline": base_spec, "baseline_fd": base, "threshold": a.threshold,
+    out.write_text(json.dumps({"baseline": base_spec, "baseline_fd": res.baseline_fd, "threshold": a.threshold,
                                "grid": a.grid, "seeds": a.seeds, "n": a.n, "steps": a.steps,
                                "bits": res.bits, "spec": res.spec, "stages": res.stages(),
                                "final_fd": res.final_fd,
                                "trials": [t.__dict__ for t in res.trials]}, indent=1))
-    print(f"search result: {res.spec} (FD {res.final_fd:.2f} vs baseline {base:.2f}); wrote {out}")
+    print(f"search result: {res.spec} (FD {res.final_fd:.2f} vs baseline {res.baseline_fd:.2f}); wrote {out}")
 
 
 def report(a) -> None:

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from earlyq_sim.workloads.experiments import summarize  # noqa: E402
+from earlyq_sim.workloads.experiments import speedup_table, summarize  # noqa: E402
 
 ARCHS = ("stripes", "bitfusion", "loom", "int8-systolic")
 COST_MODELS = ("fmnist16", "ddpm-cifar10", "sd-v1.5")
@@ -113,15 +113,8 @@ def probe_report(out: Path) -> None:
 
 
 def search_report(out: Path) -> None:
-    from earlyq_sim.api import cost_run
     res = json.loads((out / "search_result.json").read_text())
-    rows = []
-    for model in COST_MODELS:
-        for arch in ARCHS:
-            r = cost_run(model, arch, res["spec"], baseline=res["baseline"].split(",")[0]).summary["total"]
-            rows.append({"model": model, "arch": arch, "speedup": r["speedup"], "compute_speedup": r["compute_speedup"],
-                         "energy_saving": r["energy_saving"], "steps": r["steps"]})
-    sp = pd.DataFrame(rows)
+    sp = speedup_table(res["spec"], res["baseline"].split(",")[0], COST_MODELS, ARCHS)
     sp.to_csv(out / "search_speedup.csv", index=False)
     lines = [f"Baseline `{res['baseline']}` FD {res['baseline_fd']:.2f}; threshold +{res['threshold']:g} FD; "
              f"grid {res['grid']:g}; {res['n']} images x seeds {res['seeds']}, DDIM {res['steps']} steps. "

@@ -69,3 +69,20 @@ def test_bench_rows_resume_and_noise_probe(tmp_path, one_thread):
     assert list(s["label"]) == ["full precision", "a4 early", "noise", "noise 0"] and (s["seeds"] == 1).all()
     with pytest.raises(UserError, match="holds no step"):
         b.run(RunSpec("bad", noise_rel=0.1, noise_interval=(0.9, 0.95)), 0)
+
+
+def test_search_cli_end_to_end(tmp_path, run_cli, one_thread):
+    import json
+    out = tmp_path / "s"
+    args = ["search", "--threshold", "1000", "--grid", "0.5", "--min-bits", "7", "--steps", "2", "--n", "4",
+            "--seeds", "0", "--calib-n", "4", "--arch", "stripes", "--arch", "int8-systolic", "--out", str(out)]
+    code, text, err = run_cli(args)
+    assert code == 0, err
+    res = json.loads((out / "result.json").read_text())
+    # a huge threshold accepts the lowest bits tried on every interval
+    assert res["bits"] == [7, 7] and res["spec"] == "a7@0-1,w8"
+    assert "schedule found: a7@0-1,w8" in text and "stripes" in text
+    sp = {r["arch"]: r["speedup"] for r in res["speedup"]}
+    assert sp["stripes"] > 1.0 and sp["int8-systolic"] == pytest.approx(1.0, abs=0.05)
+    code3, _, err3 = run_cli(["search", "--threshold", "1", "--grid", "0.3", "--out", str(out)])
+    assert code3 == 2 and "grid" in err3 and "Traceback" not in err3

@@ -192,3 +192,39 @@ def summarize(rows, by: str = "label"):
     out.insert(0, "seeds", g.size())
     out.insert(0, "spec", g["spec"].first())
     return out.reset_index()
+
+
+def search_on_bench(bench: QualityBench, seeds, threshold: float, grid: float = 0.05, min_bits: int = 4,
+                    max_bits: int = 8, weight_bits: int = 8, keep: str = "", stop_at_fail: bool = True, log=None):
+    """Algorithm-1 search where a candidate's quality is its mean FD over ``seeds`` on ``bench``.
+
+    The baseline is uniform ``W{weight_bits}A{max_bits}`` with the same held layers. Returns
+    (SearchResult, baseline spec)."""
+    from earlyq_sim.workloads.schedule_search import search_schedule
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise UserError("search: no seeds; give at least one, e.g. --seeds 0,1")
+    extra = f"k8:{keep}" if keep else ""
+    base_spec = f"W{weight_bits}A{max_bits}" + (f",{extra}" if extra else "")
+
+    def mean_fd(spec: str) -> float:
+        return sum(bench.run(RunSpec(spec, spec), s)["fd"] for s in seeds) / len(seeds)
+
+    res = search_schedule(mean_fd, mean_fd(base_spec), threshold, grid=grid, min_bits=min_bits, max_bits=max_bits,
+                          weight_bits=weight_bits, extra=extra, stop_at_fail=stop_at_fail, log=log)
+    return res, base_spec
+
+
+def speedup_table(spec: str, baseline: str, models, archs):
+    """Cost-lane speedup, compute-only speedup and energy saving of ``spec`` over the uniform
+    ``baseline`` on each (model, arch), each model at its default step count (DataFrame)."""
+    import pandas as pd
+
+    from earlyq_sim.api import cost_run
+    rows = []
+    for model in models:
+        for arch in archs:
+            t = cost_run(model, arch, spec, baseline=baseline).summary["total"]
+            rows.append({"model": model, "arch": arch, "steps": t["steps"], "speedup": t["speedup"],
+                         "compute_speedup": t["compute_speedup"], "energy_saving": t["energy_saving"]})
+    return pd.DataFrame(rows)
