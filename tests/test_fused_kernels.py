@@ -221,3 +221,26 @@ def test_requant_rejects_wrong_channel_count():
     rs = rescale(np.array([0.5, 0.25, 0.1]), 32, (3,))
     with pytest.raises(ValueError, match="channel multipliers"):
         fk.requant_dequant(torch.zeros(4, 2), rs.arrays, -127, 127, 1.0, -1, 32, False)
+
+
+@settings(max_examples=30, deadline=None)
+@given(bits=st.integers(9, 16), g=st.integers(1, 3), m=st.integers(1, 9), k=st.integers(1, 70), n=st.integers(1, 5),
+       seed=st.integers(0, 2 ** 31))
+def test_prob_limbs_exact(bits, g, m, k, n, seed):
+    """High/low 8-bit limbs of the probability codes recombine to ``quantize``'s codes, and the
+    limb GEMM (float32) + float64 combination equals the int64 product exactly."""
+    gen = torch.Generator().manual_seed(seed)
+    probs = torch.randn(g, m, k, generator=gen).mul(3).softmax(-1)
+    probs[0, 0, 0] = 1.0
+    p = prob_qparams(bits)
+    codes = fk.quantize_centered_torch(probs.clone(), p.scale, 0, p.qmax)
+    limbs = fk.quantize_prob_limbs(probs, p.scale, p.qmax)
+    hi, lo = limbs[:, :m], limbs[:, m:]
+    assert hi.min() >= 0 and hi.max() <= 255 and lo.min() >= 0 and lo.max() <= 255
+    assert torch.equal(hi * 256 + lo, codes)
+    v = torch.randint(-255, 256, (g, k, n), generator=gen)
+    got = fk.combine_limbs(ik.bmm_acc(limbs, (0, 255), v.float(), (-255, 255), "f32", raw=True))
+    want = np.einsum("gmk,gkn->gmn", codes.numpy().astype(np.int64), v.numpy().astype(np.int64))
+    assert got.dtype == torch.float64 and np.array_equal(got.numpy().astype(np.int64), want)
+    with pytest.raises(ValueError):
+        fk.quantize_prob_limbs(probs, p.scale, 1 << 16)

@@ -293,6 +293,53 @@ def requant_dequant(acc: torch.Tensor, ra: RescaleArrays, qmin: int, qmax: int, 
     return (out, *(int(v) for v in res))
 
 
+# -- 16-bit attention probabilities as two 8-bit limbs (PV in float32 instead of float64) -------
+@njit(cache=True, nogil=True)
+def _quantize_limbs(x, out, s, hi):
+    """x (G, M, K) probabilities -> out (G, 2M, K): rows [0, M) the high limbs ``u >> 8``, rows
+    [M, 2M) the low limbs ``u & 255`` of the codes ``u = clamp(rint(x / s), 0, hi)``."""
+    ng, nm, nk = x.shape
+    for g in range(ng):
+        lo_part = out[g, nm:].ravel()
+        hi_part = out[g, :nm].ravel()
+        _quantize_flat(x[g].ravel(), lo_part, s, np.float32(0.0), hi)
+        for i in range(nm * nk):
+            u = lo_part[i]
+            h = np.floor(u * np.float32(0.00390625))           # 2^-8, exact
+            hi_part[i] = h
+            lo_part[i] = u - h * np.float32(256.0)
+
+
+@njit(cache=True, nogil=True)
+def _combine_limbs(acc, out):
+    """acc (G, 2M, N) float32 limb products -> out (G, M, N) float64 = 256 acc[:M] + acc[M:]."""
+    ng, m2, nn = acc.shape
+    nm = m2 // 2
+    for g in range(ng):
+        for i in range(nm):
+            for j in range(nn):
+                out[g, i, j] = 256.0 * np.float64(acc[g, i, j]) + np.float64(acc[g, nm + i, j])
+
+
+def quantize_prob_limbs(x: torch.Tensor, scale: float, qmax: int) -> torch.Tensor:
+    """float32 probabilities (G, M, K) -> (G, 2M, K) float32: high then low 8-bit limbs of the
+    codes ``clamp(round(x / scale), 0, qmax)`` (``qmax < 2^16``); each limb is in [0, 255]."""
+    if x.dtype != torch.float32 or x.dim() != 3 or not 0 < qmax < 1 << 16:
+        raise ValueError("quantize_prob_limbs: float32 (G, M, K) input and 0 < qmax < 2^16 expected")
+    g, m, k = x.shape
+    out = torch.empty((g, 2 * m, k), dtype=torch.float32)
+    _quantize_limbs(x.contiguous().numpy(), out.numpy(), np.float32(scale), np.float32(qmax))
+    return out
+
+
+def combine_limbs(acc: torch.Tensor) -> torch.Tensor:
+    """(G, 2M, N) float32 products of the high and low limbs -> exact (G, M, N) float64 sums."""
+    g, m2, n = acc.shape
+    out = torch.empty((g, m2 // 2, n), dtype=torch.float64)
+    _combine_limbs(acc.contiguous().numpy(), out.numpy())
+    return out
+
+
 # -- torch references (the definitions the fused kernels must match bit for bit) ---------------
 def quantize_centered_torch(x: torch.Tensor, scale: float, lo: float, hi: float) -> torch.Tensor:
     """``clamp(round(x / scale), lo, hi)`` in three in-place torch passes."""

@@ -239,8 +239,10 @@ class _QuantGemm(nn.Module):
             # conv engines run channels-last (faster here; exact in any layout), weight cached so
             w_run = wq.codes.contiguous(memory_format=torch.channels_last) \
                 if self.chan_dim == 1 and eng != "int8" else wq.codes
+            # bias in the engine's dtype once (exact: |bias| is within the same bound)
+            b_run = bq if bq is None or eng == "int8" else bq.to(torch.float32 if eng == "f32" else torch.float64)
             self._plans[key] = dict(
-                wq=wq, bq=bq, bound=bound, engine=eng, chunks=chunks, w_run=w_run,
+                wq=wq, bq=bq, bound=bound, engine=eng, chunks=chunks, w_run=w_run, b_run=b_run,
                 rescale=Rescale.make(m, self.state.cfg.acc_bits, self._bshape(n)))
         return self._plans[key]
 
@@ -272,7 +274,7 @@ class _QuantGemm(nn.Module):
         qmax, z = wq.qmax, pa.zero_point
         cl = self.chan_dim == 1 and eng != "int8"
         acc = self.int_op(quantize_centered(x, pa, cl), (pa.qmin - z, pa.qmax - z), pl["w_run"], (-qmax, qmax), eng,
-                          pl["bq"], pl["chunks"])
+                          pl["b_run"], pl["chunks"])
         # output in the layout F.conv2d on x would give (float ops after it round per layout)
         fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
             and not x.is_contiguous() else torch.contiguous_format
@@ -368,10 +370,19 @@ class QuantAttnProcessor:
             return fake_out(torch.bmm(fake_quant(probs, pp).to(dt), dequantize(quantize(value, pv), pv).to(dt)), po)
         bound = value.shape[1] * pp.qmax * pv.amax_centered
         eng = ik.pick_engine(st.cfg.engine, bound)
-        st.engine_calls[eng] += 1
-        # zero point 0: quantize_centered gives quantize's codes (probabilities are >= +0)
-        acc = ik.bmm_acc(quantize_centered(probs, pp), (0, pp.qmax), quantize_centered(value, pv),
-                         (pv.qmin - pv.zero_point, pv.qmax - pv.zero_point), eng, raw=True)
+        vb = (pv.qmin - pv.zero_point, pv.qmax - pv.zero_point)
+        if st.cfg.engine == "auto" and eng != "f32" and pp.qmax > 255 and probs.dtype == torch.float32 \
+                and value.shape[1] * 255 * pv.amax_centered <= ik.F32_EXACT:
+            # prob codes > 8 bits: two 8-bit limbs, each product sum exact in float32, combined
+            # exactly in float64 (cheaper than a float64 GEMM)
+            st.engine_calls["f32 (2 limbs)"] += 1
+            limbs = fk.quantize_prob_limbs(probs, pp.scale, pp.qmax)
+            acc = fk.combine_limbs(ik.bmm_acc(limbs, (0, 255), quantize_centered(value, pv), vb, "f32", raw=True))
+        else:
+            st.engine_calls[eng] += 1
+            # zero point 0: quantize_centered gives quantize's codes (probabilities are >= +0)
+            acc = ik.bmm_acc(quantize_centered(probs, pp), (0, pp.qmax), quantize_centered(value, pv), vb, eng,
+                             raw=True)
         return int_finish(acc, self._rescale("pv", pp.scale * pv.scale / po.scale), po, st, self.qname + ".pv",
                           bound)
 
