@@ -245,3 +245,41 @@ def test_prob_limbs_exact(bits, g, m, k, n, seed):
     assert got.dtype == torch.float64 and np.array_equal(got.numpy().astype(np.int64), want)
     with pytest.raises(ValueError):
         fk.quantize_prob_limbs(probs, p.scale, 1 << 16)
+
+
+def _conv_layer(engine: str, cin: int = 384):
+    """A standalone QuantConv2d (W8A8) whose static bound needs input-channel chunks in float32."""
+    from earlyq_sim.simulator.quant_modules import SHARED, QuantConv2d
+    from earlyq_sim.workloads.schedule import StepBits
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(cin, 8, 3, padding=1)
+    st_ = QuantState(QuantConfig(engine=engine), mode="int", bits=StepBits(8, 8, 16))
+    q = QuantConv2d(conv, "c", st_)
+    q.act.set_range((SHARED, 8), -4.0, 4.0)
+    q.out.set_range((SHARED, 16), -50.0, 50.0)
+    return q
+
+
+def test_conv_chunks_dropped_when_this_input_allows():
+    """Static bound > 2^24 plans input-channel chunks; when this input's largest |code| proves a
+    single float32 conv exact, it runs unchunked. Both give the f64 engine's result bit for bit."""
+    auto, ref = _conv_layer("auto"), _conv_layer("f64")
+    pl = auto.plan(auto.act.qparams(), auto.out.qparams(), 8)
+    assert pl["bound"] > ik.F32_EXACT and pl["chunks"] and len(pl["chunks"]) > 1
+    calls = []
+    orig = ik.conv2d_acc
+
+    def spy(*a, **k):
+        calls.append(a[8])
+        return orig(*a, **k)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for amp in (0.05, 4.0):         # small input: one conv; full-range input: chunks
+            x = torch.randn(2, 384, 5, 5, generator=g).clamp(-1, 1) * amp
+            ik.conv2d_acc = spy
+            try:
+                y = auto(x)
+            finally:
+                ik.conv2d_acc = orig
+            assert bits_equal(y, ref(x))
+    assert calls[0] is None and calls[1] and len(calls[1]) > 1

@@ -243,6 +243,7 @@ class _QuantGemm(nn.Module):
             b_run = bq if bq is None or eng == "int8" else bq.to(torch.float32 if eng == "f32" else torch.float64)
             self._plans[key] = dict(
                 wq=wq, bq=bq, bound=bound, engine=eng, chunks=chunks, w_run=w_run, b_run=b_run,
+                wsum=cabs.sum(1), babs=babs,
                 rescale=Rescale.make(m, self.state.cfg.acc_bits, self._bshape(n)))
         return self._plans[key]
 
@@ -273,8 +274,14 @@ class _QuantGemm(nn.Module):
         st.engine_calls[eng] += 1
         qmax, z = wq.qmax, pa.zero_point
         cl = self.chan_dim == 1 and eng != "int8"
-        acc = self.int_op(quantize_centered(x, pa, cl), (pa.qmin - z, pa.qmax - z), pl["w_run"], (-qmax, qmax), eng,
-                          pl["b_run"], pl["chunks"])
+        codes, chunks = quantize_centered(x, pa, cl), pl["chunks"]
+        if chunks and len(chunks) > 1:
+            # the static bound assumed |code| = amax on every input; with this input's largest
+            # |code| every partial sum may already be exact in one float32 GEMM
+            amax = float(codes.abs().max())
+            if float((pl["wsum"] * amax + pl["babs"]).max()) <= ik.F32_EXACT:
+                chunks = None
+        acc = self.int_op(codes, (pa.qmin - z, pa.qmax - z), pl["w_run"], (-qmax, qmax), eng, pl["b_run"], chunks)
         # output in the layout F.conv2d on x would give (float ops after it round per layout)
         fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
             and not x.is_contiguous() else torch.contiguous_format
