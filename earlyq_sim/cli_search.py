@@ -24,6 +24,8 @@ ALL_ARCHS = ("stripes", "bitfusion", "loom", "int8-systolic")
 @click.option("--n", "n_images", type=int, default=256, show_default=True, help="Images per seed.")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds; FD is their mean.")
 @click.option("--no-stop", is_flag=True, help="Go on after an interval that cannot be lowered.")
+@click.option("--monotone", is_flag=True,
+              help="Start each interval at the previous interval's bits (fewer evaluations).")
 @click.option("--arch", "archs", multiple=True, help="Archs to price the result on (default: all built-in).")
 @click.option("--cost-model", "cost_models", multiple=True,
               help="Models whose traces price the result (default: --model).")
@@ -31,7 +33,8 @@ ALL_ARCHS = ("stripes", "bitfusion", "loom", "int8-systolic")
               help="Folder for search.csv (every evaluated cell; reruns resume), result.json, speedup.csv.")
 @click.option("--calib-n", type=int, default=64, show_default=True, help="Calibration images per schedule.")
 @click.option("--threads", type=int, default=1, show_default=True)
-def search(threshold, model, grid, min_bits, late_bits, weight_bits, keep, num_steps, n_images, seeds, no_stop, archs,
+def search(threshold, model, grid, min_bits, late_bits, weight_bits, keep, num_steps, n_images, seeds, no_stop, monotone,
+           archs,
            cost_models, out_dir, calib_n, threads):
     """Lower activation bits interval by interval from the first step while FD stays within
     --threshold of the baseline; print the bits-per-interval table and its speedup per arch."""
@@ -49,7 +52,7 @@ def search(threshold, model, grid, min_bits, late_bits, weight_bits, keep, num_s
                          progress=False)
     res, base = search_on_bench(
         bench, seed_list, threshold, grid=grid, min_bits=min_bits, max_bits=late_bits, weight_bits=weight_bits,
-        keep=keep, stop_at_fail=not no_stop,
+        keep=keep, stop_at_fail=not no_stop, monotone=monotone,
         log=lambda t: click.echo(f"  interval {t.interval} ({t.interval * grid:g}-{(t.interval + 1) * grid:g}) "
                                  f"a{t.bits}: FD {t.fd:.2f} {'accept' if t.accepted else 'reject'}"))
     sp = speedup_table(res.spec, f"W{weight_bits}A{late_bits}", cost_models or (model,), archs or ALL_ARCHS)

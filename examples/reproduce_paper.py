@@ -102,11 +102,12 @@ def probe(a) -> None:
 def search(a) -> None:
     bench = _bench(a, "search")
     res, base_spec = search_on_bench(bench, a.seeds, a.threshold, grid=a.grid, min_bits=a.min_bits, keep=a.keep,
+                                     monotone=a.monotone,
                                      log=lambda t: print(f"interval {t.interval} a{t.bits}: FD {t.fd:.2f} "
                                                          f"({'accept' if t.accepted else 'reject'})", flush=True))
     out = Path(a.out) / "search_result.json"
     out.write_text(json.dumps({"baseline": base_spec, "baseline_fd": res.baseline_fd, "threshold": a.threshold,
-                               "grid": a.grid, "seeds": a.seeds, "n": a.n, "steps": a.steps,
+                               "grid": a.grid, "seeds": a.seeds, "n": a.n, "steps": a.steps, "monotone": a.monotone,
                                "bits": res.bits, "spec": res.spec, "stages": res.stages(),
                                "final_fd": res.final_fd,
                                "trials": [t.__dict__ for t in res.trials]}, indent=1))
@@ -144,6 +145,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threshold", type=float, default=1.0, help="search: allowed FD above the baseline")
     ap.add_argument("--grid", type=float, default=0.05)
     ap.add_argument("--min-bits", type=int, default=4)
+    ap.add_argument("--monotone", action="store_true", help="search: start each interval at the previous one's bits")
     a = ap.parse_args(argv)
     a.seeds = [int(s) for s in a.seeds.split(",")]
     a.noise = [float(s) for s in a.noise.split(",")]

@@ -41,6 +41,9 @@ def test_search_lowers_early_intervals_and_stops_at_first_failure():
     # without stopping it goes on through the remaining intervals (none can be lowered)
     res2 = search_schedule(synthetic_fd(sens)[0], 10.0, threshold=1.0, grid=0.1, stop_at_fail=False)
     assert res2.bits == res.bits and len(res2.trials) == 1 + 1 + 2 + 4 + 4 * 6
+    # monotone: each interval starts at the previous one's bits -> same answer here, fewer trials
+    res3 = search_schedule(synthetic_fd(sens)[0], 10.0, threshold=1.0, grid=0.1, monotone=True)
+    assert res3.bits == res.bits and len(res3.trials) == 1 + 1 + 2 + 3 + 1
 
 
 @pytest.mark.parametrize("kw", [dict(grid=0.3), dict(min_bits=8), dict(threshold=-1), dict(max_bits=17)])

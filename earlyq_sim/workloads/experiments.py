@@ -195,7 +195,8 @@ def summarize(rows, by: str = "label"):
 
 
 def search_on_bench(bench: QualityBench, seeds, threshold: float, grid: float = 0.05, min_bits: int = 4,
-                    max_bits: int = 8, weight_bits: int = 8, keep: str = "", stop_at_fail: bool = True, log=None):
+                    max_bits: int = 8, weight_bits: int = 8, keep: str = "", stop_at_fail: bool = True,
+                    monotone: bool = False, log=None):
     """Algorithm-1 search where a candidate's quality is its mean FD over ``seeds`` on ``bench``.
 
     The baseline is uniform ``W{weight_bits}A{max_bits}`` with the same held layers. Returns
@@ -211,7 +212,7 @@ def search_on_bench(bench: QualityBench, seeds, threshold: float, grid: float = 
         return sum(bench.run(RunSpec(spec, spec), s)["fd"] for s in seeds) / len(seeds)
 
     res = search_schedule(mean_fd, mean_fd(base_spec), threshold, grid=grid, min_bits=min_bits, max_bits=max_bits,
-                          weight_bits=weight_bits, extra=extra, stop_at_fail=stop_at_fail, log=log)
+                          weight_bits=weight_bits, extra=extra, stop_at_fail=stop_at_fail, monotone=monotone, log=log)
     return res, base_spec
 
 

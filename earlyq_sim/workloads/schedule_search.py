@@ -66,7 +66,8 @@ def bits_to_spec(bits, grid: float, weight_bits: int = 8, extra: str = "") -> st
 
 def search_schedule(evaluate: Callable[[str], float], baseline_fd: float, threshold: float, grid: float = 0.05,
                     min_bits: int = 4, max_bits: int = 8, weight_bits: int = 8, extra: str = "",
-                    stop_at_fail: bool = True, log: Callable[[Trial], None] | None = None) -> SearchResult:
+                    stop_at_fail: bool = True, monotone: bool = False,
+                    log: Callable[[Trial], None] | None = None) -> SearchResult:
     """Greedy earliest-first search; see the module docstring. ``extra``: more schedule tokens
     (e.g. ``p16`` or ``k8:io``) appended to every candidate."""
     k = round(1.0 / grid)
@@ -83,7 +84,8 @@ def search_schedule(evaluate: Callable[[str], float], baseline_fd: float, thresh
     final_fd = baseline_fd
     for i in range(k):
         ok = False
-        for b in range(min_bits, max_bits):
+        start = max(min_bits, bits[i - 1]) if monotone and i > 0 else min_bits
+        for b in range(start, max_bits):
             cand = bits[:i] + [b] + bits[i + 1:]
             spec = bits_to_spec(cand, grid, weight_bits, extra)
             fd = float(evaluate(spec))
