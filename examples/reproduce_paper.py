@@ -54,10 +54,11 @@ def _with_keep(spec: str | None, keep: str) -> str | None:
 
 
 def table(a) -> None:
-    bench = _bench(a, "table")
+    bench = _bench(a, a.name or "table")
+    rows = TABLE if not a.specs else [("full precision", None)] + [(s, s) for s in a.specs.split(";")]
     for keep in a.keep_variants.split(";"):
         keep = "" if keep == "none" else keep
-        for label, spec in TABLE:
+        for label, spec in rows:
             if spec is None and keep:
                 continue
             lab = label if not keep else f"{label} (k8:{keep})"
@@ -138,6 +139,8 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--keep", default="", help="layers held at 8 bits in probe/search (e.g. io)")
     ap.add_argument("--keep-variants", default="none;io", help="table: ';'-separated keep settings")
+    ap.add_argument("--specs", default="", help="table: ';'-separated schedules instead of the paper's list")
+    ap.add_argument("--name", default="", help="table: CSV name (default table)")
     ap.add_argument("--noise", default="0.1,0.3", help="probe: relative noise levels")
     ap.add_argument("--bits", type=int, default=4, help="probe: activation bits on the probed interval")
     ap.add_argument("--probe-grid", type=float, default=0.1)
