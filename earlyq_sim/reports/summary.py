@@ -97,7 +97,6 @@ def format_stage_table(summary: dict) -> str:
                  f"{t['energy_mj']:.4g}", fmt(t["speedup"], ".3f"), fmt(t["compute_speedup"], ".3f"),
                  fmt(t["speedup_vs_ref"], ".3f")])
     q = s.get("quality", {})
-    qcols = list(q.get("stage_columns", []))
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     lines = [head, ""]
     lines.append("  ".join(c.rjust(w) for c, w in zip(cols, widths)))

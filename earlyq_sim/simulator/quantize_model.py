@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from earlyq_sim.errors import UserError
-from earlyq_sim.simulator.quant_modules import (MODES, SHARED, QuantAttnProcessor, QuantConfig, QuantConv2d,
+from earlyq_sim.simulator.quant_attention import QuantAttnProcessor
+from earlyq_sim.simulator.quant_modules import (MODES, SHARED, QuantConfig, QuantConv2d,
                                                 QuantLinear, QuantState, Slot, _QuantGemm)
 from earlyq_sim.simulator.quantizers import ACT_BITS, PROB_BITS, WEIGHT_BITS, check_range
 from earlyq_sim.workloads.schedule import StepBits
