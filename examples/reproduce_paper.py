@@ -56,6 +56,8 @@ def _with_keep(spec: str | None, keep: str) -> str | None:
 def table(a) -> None:
     bench = _bench(a, a.name or "table")
     rows = TABLE if not a.specs else [("full precision", None)] + [(s, s) for s in a.specs.split(";")]
+    for seed in a.seeds:
+        bench.run(RunSpec("full precision"), seed)
     for keep in a.keep_variants.split(";"):
         keep = "" if keep == "none" else keep
         for label, spec in rows:
@@ -95,7 +97,7 @@ def probe(a) -> None:
         for seed in a.seeds:
             rest = f"a8@0-{lo:g}," if lo > 0 else ""
             after = f",a8@{hi:g}-1" if hi < 1 else ""
-            spec = _with_keep(f"{rest}a{a.bits}@{lo:g}-{hi:g}{after}", a.keep)
+            spec = _with_keep(f"{rest}a{a.bits}@{lo:g}-{hi:g}{after}" + (f",{a.extra}" if a.extra else ""), a.keep)
             r = bench.run(RunSpec(f"A{a.bits} on one interval", spec), seed)
             print(f"interval {lo:g}-{hi:g} seed {seed}: A{a.bits} FD {r['fd']:.2f}", flush=True)
 
@@ -144,6 +146,7 @@ def main(argv=None) -> None:
     ap.add_argument("--noise", default="0.1,0.3", help="probe: relative noise levels")
     ap.add_argument("--bits", type=int, default=4, help="probe: activation bits on the probed interval")
     ap.add_argument("--probe-grid", type=float, default=0.1)
+    ap.add_argument("--extra", default="", help="probe: more schedule tokens for the quantized runs, e.g. p16")
     ap.add_argument("--boundary", type=float, default=0.4, help="sensitivity: low bits on [0, boundary)")
     ap.add_argument("--threshold", type=float, default=1.0, help="search: allowed FD above the baseline")
     ap.add_argument("--grid", type=float, default=0.05)

@@ -82,6 +82,9 @@ def table_report(out: Path) -> None:
 
 def probe_report(out: Path) -> None:
     df = pd.read_csv(out / "probe.csv")
+    held = df["spec"].str.extract(r"k8:(.*)$")[0]
+    quant = df["label"].str.startswith("A") & held.notna()
+    df.loc[quant, "label"] = df.loc[quant, "label"] + " (held at 8 bits: " + held[quant] + ")"
     df["interval"] = df["spec"].str.extract(r"@([0-9.]+-[0-9.]+)")[0]
     a4 = df["label"].str.startswith("A")
     df.loc[a4, "interval"] = df.loc[a4, "spec"].str.extract(r"a[0-9]+@([0-9.]+-[0-9.]+)")[0].where(
@@ -106,7 +109,7 @@ def probe_report(out: Path) -> None:
     lines.append("|---" * (len(ivs) + 1) + "|")
     for lab, g in summ.dropna(subset=["interval"]).groupby("label", sort=False):
         cells = {r.interval: _pm(r["mean"], r["std"], ".1f") for _, r in g.iterrows()}
-        lines.append(f"| {lab} | " + " | ".join(cells.get(i, "") for i in ivs) + " |")
+        lines.append(f"| {_esc(lab)} | " + " | ".join(cells.get(i, "") for i in ivs) + " |")
     refs = ", ".join(f"{k} FD {v:.2f}" for k, v in ref.items())
     (out / "probe.md").write_text(f"FD (mean ± std over seeds) with the perturbation on one interval only; {refs}.\n\n"
                                   + "\n".join(lines) + "\n")
