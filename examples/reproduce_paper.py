@@ -98,7 +98,8 @@ def probe(a) -> None:
             rest = f"a8@0-{lo:g}," if lo > 0 else ""
             after = f",a8@{hi:g}-1" if hi < 1 else ""
             spec = _with_keep(f"{rest}a{a.bits}@{lo:g}-{hi:g}{after}" + (f",{a.extra}" if a.extra else ""), a.keep)
-            r = bench.run(RunSpec(f"A{a.bits} on one interval", spec), seed)
+            label = f"A{a.bits} on one interval" + (f", {a.extra}" if a.extra else "")
+            r = bench.run(RunSpec(label, spec), seed)
             print(f"interval {lo:g}-{hi:g} seed {seed}: A{a.bits} FD {r['fd']:.2f}", flush=True)
 
 
