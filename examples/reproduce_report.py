@@ -143,7 +143,18 @@ def sensitivity_report(out: Path) -> None:
     (out / "sensitivity.md").write_text(_md_table(summ, int(df.n.iloc[0]), int(df.steps.iloc[0])))
 
 
+def generic_report(out: Path, csv: Path) -> None:
+    """Any other cell file (custom --name lists): one markdown table of means and spreads."""
+    df = pd.read_csv(csv)
+    (out / (csv.stem + ".md")).write_text(_md_table(summarize(df), int(df.n.iloc[0]), int(df.steps.iloc[0])))
+
+
 def write_report(out: Path) -> None:
+    for csv in sorted(out.glob("*.csv")):
+        if csv.stem not in ("table", "probe", "search", "sensitivity") and "_summary" not in csv.stem \
+                and csv.stem != "search_speedup":
+            generic_report(out, csv)
+            print(f"report from {csv}")
     for name, fn in (("table.csv", table_report), ("sensitivity.csv", sensitivity_report), ("probe.csv", probe_report), ("search_result.json", search_report)):
         if (out / name).is_file():
             fn(out)
