@@ -104,12 +104,12 @@ def probe(a) -> None:
 
 
 def search(a) -> None:
-    bench = _bench(a, "search")
+    bench = _bench(a, "search" + (f"_{a.name}" if a.name else ""))
     res, base_spec = search_on_bench(bench, a.seeds, a.threshold, grid=a.grid, min_bits=a.min_bits, keep=a.keep,
-                                     monotone=a.monotone,
+                                     monotone=a.monotone, tokens=a.extra,
                                      log=lambda t: print(f"interval {t.interval} a{t.bits}: FD {t.fd:.2f} "
                                                          f"({'accept' if t.accepted else 'reject'})", flush=True))
-    out = Path(a.out) / "search_result.json"
+    out = Path(a.out) / (f"search_result_{a.name}.json" if a.name else "search_result.json")
     out.write_text(json.dumps({"baseline": base_spec, "baseline_fd": res.baseline_fd, "threshold": a.threshold,
                                "grid": a.grid, "seeds": a.seeds, "n": a.n, "steps": a.steps, "monotone": a.monotone,
                                "bits": res.bits, "spec": res.spec, "stages": res.stages(),
@@ -147,7 +147,7 @@ def main(argv=None) -> None:
     ap.add_argument("--noise", default="0.1,0.3", help="probe: relative noise levels")
     ap.add_argument("--bits", type=int, default=4, help="probe: activation bits on the probed interval")
     ap.add_argument("--probe-grid", type=float, default=0.1)
-    ap.add_argument("--extra", default="", help="probe: more schedule tokens for the quantized runs, e.g. p16")
+    ap.add_argument("--extra", default="", help="probe/search: more schedule tokens for the quantized runs, e.g. p16")
     ap.add_argument("--boundary", type=float, default=0.4, help="sensitivity: low bits on [0, boundary)")
     ap.add_argument("--threshold", type=float, default=1.0, help="search: allowed FD above the baseline")
     ap.add_argument("--grid", type=float, default=0.05)

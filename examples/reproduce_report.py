@@ -58,6 +58,8 @@ def _a4_fraction(spec: str) -> float | None:
     if spec.startswith("W8A4"):
         return 1.0
     m = re.match(r"a4@0-([0-9.]+),a8@", spec)
+    if spec.startswith("W8A8") or spec.startswith("W8A4"):
+        return 0.0 if spec.startswith("W8A8") else 1.0
     return float(m.group(1)) if m else None
 
 
@@ -66,13 +68,19 @@ def table_report(out: Path) -> None:
     summ = summarize(df)
     (out / "table.md").write_text(_md_table(summ, int(df.n.iloc[0]), int(df.steps.iloc[0])))
     summ.to_csv(out / "table_summary.csv", index=False)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    if (out / "table_p16.csv").is_file():       # the same schedules with 16-bit probabilities
+        summ = pd.concat([summ, summarize(pd.read_csv(out / "table_p16.csv"))], ignore_index=True)
+        summ = summ.drop_duplicates("spec")
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
     summ["keep"] = summ["spec"].str.extract(r"k8:(.*)$")[0].fillna("none")
+    p16 = summ["spec"].str.contains(",p16")
+    summ.loc[p16, "keep"] = summ.loc[p16, "keep"] + ", 16-bit attention probabilities"
     summ["frac"] = summ["spec"].map(_a4_fraction)
     for keep, g in summ.dropna(subset=["frac"]).groupby("keep"):
         g = g.sort_values("frac")
         ax.errorbar(g.frac * 100, g.fd_mean, yerr=g.fd_std, marker="o", capsize=3,
-                    label="all layers quantized" if keep == "none" else f"held at 8 bits: {keep}")
+                    label="all layers quantized, probabilities at activation bits" if keep == "none"
+                    else f"held at 8 bits: {keep}")
     fp = summ[summ.spec == "fp32"]
     if len(fp):
         ax.axhline(float(fp.fd_mean.iloc[0]), color="k", ls=":", label="full precision")
@@ -115,10 +123,12 @@ def probe_report(out: Path) -> None:
                                   + "\n".join(lines) + "\n")
 
 
-def search_report(out: Path) -> None:
-    res = json.loads((out / "search_result.json").read_text())
+def search_report(out: Path, src: Path | None = None) -> None:
+    src = src or out / "search_result.json"
+    suffix = src.stem[len("search_result"):]             # "" or "_NAME"
+    res = json.loads(src.read_text())
     sp = speedup_table(res["spec"], res["baseline"].split(",")[0], COST_MODELS, ARCHS)
-    sp.to_csv(out / "search_speedup.csv", index=False)
+    sp.to_csv(out / f"search_speedup{suffix}.csv", index=False)
     lines = [f"Baseline `{res['baseline']}` FD {res['baseline_fd']:.2f}; threshold +{res['threshold']:g} FD; "
              f"grid {res['grid']:g}; {res['n']} images x seeds {res['seeds']}, DDIM {res['steps']} steps. "
              f"Result `{res['spec']}`, FD {res['final_fd']:.2f}.", "",
@@ -134,7 +144,7 @@ def search_report(out: Path) -> None:
     for model, g in sp.groupby("model", sort=False):
         d = dict(zip(g.arch, g.speedup))
         lines.append(f"| {model} | " + " | ".join(f"{d[a]:.3f}x" for a in ARCHS) + " |")
-    (out / "search.md").write_text("\n".join(lines) + "\n")
+    (out / f"search{suffix}.md").write_text("\n".join(lines) + "\n")
 
 
 def sensitivity_report(out: Path) -> None:
@@ -151,11 +161,14 @@ def generic_report(out: Path, csv: Path) -> None:
 
 def write_report(out: Path) -> None:
     for csv in sorted(out.glob("*.csv")):
-        if csv.stem not in ("table", "probe", "search", "sensitivity") and "_summary" not in csv.stem \
-                and csv.stem != "search_speedup":
+        if csv.stem not in ("table", "probe", "sensitivity") and "_summary" not in csv.stem \
+                and (not csv.stem.startswith("search") or csv.stem == "search_check"):
             generic_report(out, csv)
             print(f"report from {csv}")
-    for name, fn in (("table.csv", table_report), ("sensitivity.csv", sensitivity_report), ("probe.csv", probe_report), ("search_result.json", search_report)):
+    for name, fn in (("table.csv", table_report), ("sensitivity.csv", sensitivity_report), ("probe.csv", probe_report)):
         if (out / name).is_file():
             fn(out)
             print(f"report from {out / name}")
+    for res in sorted(out.glob("search_result*.json")):
+        search_report(out, res)
+        print(f"report from {res}")

@@ -196,16 +196,17 @@ def summarize(rows, by: str = "label"):
 
 def search_on_bench(bench: QualityBench, seeds, threshold: float, grid: float = 0.05, min_bits: int = 4,
                     max_bits: int = 8, weight_bits: int = 8, keep: str = "", stop_at_fail: bool = True,
-                    monotone: bool = False, log=None):
+                    monotone: bool = False, tokens: str = "", log=None):
     """Algorithm-1 search where a candidate's quality is its mean FD over ``seeds`` on ``bench``.
 
-    The baseline is uniform ``W{weight_bits}A{max_bits}`` with the same held layers. Returns
+    The baseline is uniform ``W{weight_bits}A{max_bits}`` with the same held layers and extra
+    schedule ``tokens`` (e.g. ``p16``). Returns
     (SearchResult, baseline spec)."""
     from earlyq_sim.workloads.schedule_search import search_schedule
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise UserError("search: no seeds; give at least one, e.g. --seeds 0,1")
-    extra = f"k8:{keep}" if keep else ""
+    extra = ",".join(t for t in (tokens, f"k8:{keep}" if keep else "") if t)
     base_spec = f"W{weight_bits}A{max_bits}" + (f",{extra}" if extra else "")
 
     def mean_fd(spec: str) -> float:
