@@ -127,7 +127,8 @@ def search_report(out: Path, src: Path | None = None) -> None:
     src = src or out / "search_result.json"
     suffix = src.stem[len("search_result"):]             # "" or "_NAME"
     res = json.loads(src.read_text())
-    sp = speedup_table(res["spec"], res["baseline"].split(",")[0], COST_MODELS, ARCHS)
+    base = ",".join(t for t in res["baseline"].split(",") if not t.startswith("k8:"))   # uniform part
+    sp = speedup_table(res["spec"], base, COST_MODELS, ARCHS)
     sp.to_csv(out / f"search_speedup{suffix}.csv", index=False)
     lines = [f"Baseline `{res['baseline']}` FD {res['baseline_fd']:.2f}; threshold +{res['threshold']:g} FD; "
              f"grid {res['grid']:g}; {res['n']} images x seeds {res['seeds']}, DDIM {res['steps']} steps. "
@@ -138,7 +139,7 @@ def search_report(out: Path, src: Path | None = None) -> None:
               "| interval | bits | FD | accepted |", "|---|---|---|---|"]
     lines += [f"| {t['interval']} | {t['bits']} | {t['fd']:.2f} | {'yes' if t['accepted'] else 'no'} |"
               for t in res["trials"]]
-    lines += ["", "Speedup the found schedule buys (whole sampling run, latency vs the uniform baseline on the "
+    lines += ["", f"Speedup the found schedule buys (whole sampling run, latency vs uniform {base} on the "
               "same arch; cost lane, each model at its default step count):", "",
               "| model | " + " | ".join(ARCHS) + " |", "|---" * (len(ARCHS) + 1) + "|"]
     for model, g in sp.groupby("model", sort=False):
@@ -156,6 +157,8 @@ def sensitivity_report(out: Path) -> None:
 def generic_report(out: Path, csv: Path) -> None:
     """Any other cell file (custom --name lists): one markdown table of means and spreads."""
     df = pd.read_csv(csv)
+    if "label" not in df.columns:           # not a cell file (e.g. a speedup table)
+        return
     (out / (csv.stem + ".md")).write_text(_md_table(summarize(df), int(df.n.iloc[0]), int(df.steps.iloc[0])))
 
 
