@@ -74,6 +74,14 @@ def _rq1(v, m, r, k, qmin, qmax, s):
     return np.float32(t) * s
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _clamp_acc(v, alo, ahi):
+    """An accumulator value clamped to [alo, ahi], and 1 if it was outside (else 0)."""
+    if v < alo or v > ahi:
+        return min(max(v, alo), ahi), 1
+    return v, 0
+
+
 @njit(cache=True, nogil=True)
 def _requant_rows(acc, out, m0, sh, rnd, qmin, qmax, s, check, alo, ahi):
     """acc, out (M, C) contiguous, multiplier per column. Returns (n_clamped, min, max) of acc
@@ -84,11 +92,9 @@ def _requant_rows(acc, out, m0, sh, rnd, qmin, qmax, s, check, alo, ahi):
         for c in range(nc):
             v = np.int64(acc[i, c])
             if check:
-                amin = min(amin, v)
-                amax = max(amax, v)
-                if v < alo or v > ahi:
-                    nbad += 1
-                    v = min(max(v, alo), ahi)
+                amin, amax = min(amin, v), max(amax, v)
+                v, bad = _clamp_acc(v, alo, ahi)
+                nbad += bad
             out[i, c] = _rq1(v, m0[c], rnd[c], sh[c], qmin, qmax, s)
     return (nbad, amin, amax) if check else (0, 0, 0)
 
@@ -104,11 +110,9 @@ def _requant_mid(acc, out, m0, sh, rnd, qmin, qmax, s, check, alo, ahi):
             for b in range(nb):
                 v = np.int64(acc[a, c, b])
                 if check:
-                    amin = min(amin, v)
-                    amax = max(amax, v)
-                    if v < alo or v > ahi:
-                        nbad += 1
-                        v = min(max(v, alo), ahi)
+                    amin, amax = min(amin, v), max(amax, v)
+                    v, bad = _clamp_acc(v, alo, ahi)
+                    nbad += bad
                 out[a, c, b] = _rq1(v, m, r, k, qmin, qmax, s)
     return (nbad, amin, amax) if check else (0, 0, 0)
 
