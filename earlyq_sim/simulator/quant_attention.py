@@ -58,9 +58,8 @@ class QuantAttnProcessor:
         bound = query.shape[-1] * pq.amax_centered * pk.amax_centered
         eng = ik.pick_engine(st.cfg.engine, bound)
         st.engine_calls[eng] += 1
-        acc = ik.bmm_acc(quantize_centered(query, pq), (pq.qmin - pq.zero_point, pq.qmax - pq.zero_point),
-                         quantize_centered(key, pk).transpose(1, 2),
-                         (pk.qmin - pk.zero_point, pk.qmax - pk.zero_point), eng, raw=True)
+        acc = ik.bmm_acc(quantize_centered(query, pq), pq.centered, quantize_centered(key, pk).transpose(1, 2),
+                         pk.centered, eng, raw=True)
         return int_finish(acc, self._rescale("qk", pq.scale * pk.scale * scale / ps.scale), ps, st,
                           self.qname + ".qk", bound)
 
@@ -73,7 +72,7 @@ class QuantAttnProcessor:
             return fake_out(torch.bmm(fake_quant(probs, pp).to(dt), dequantize(quantize(value, pv), pv).to(dt)), po)
         bound = value.shape[1] * pp.qmax * pv.amax_centered
         eng = ik.pick_engine(st.cfg.engine, bound)
-        vb = (pv.qmin - pv.zero_point, pv.qmax - pv.zero_point)
+        vb = pv.centered
         if st.cfg.engine == "auto" and eng != "f32" and pp.qmax > 255 and probs.dtype == torch.float32 \
                 and value.shape[1] * 255 * pv.amax_centered <= ik.F32_EXACT:
             # prob codes > 8 bits: two 8-bit limbs, each product sum exact in float32, combined

@@ -139,7 +139,7 @@ def quantize_centered(x: torch.Tensor, p: QParams, channels_last: bool = False) 
     """``quantize(x, p) - z`` (identical values), in one fused pass (float32 input; torch
     reference ``fused_kernels.quantize_centered_torch`` otherwise). ``channels_last``: 4-D codes
     in channels-last memory, for the conv engines."""
-    lo, hi = p.qmin - p.zero_point, p.qmax - p.zero_point
+    lo, hi = p.centered
     if x.dtype != torch.float32:
         return fk.quantize_centered_torch(x, p.scale, lo, hi)
     return fk.quantize_centered(x, p.scale, lo, hi, channels_last)
@@ -227,7 +227,8 @@ class _QuantGemm(nn.Module):
             wq, cabs = self.weight_q(wbits)
             bq = self.bias_q(pa.scale, wq)
             babs = bq.abs().double() if bq is not None else torch.zeros(cabs.shape[0], dtype=torch.float64)
-            bound = float((cabs.sum(1) * pa.amax_centered + babs).max())
+            wsum = cabs.sum(1)
+            bound = float((wsum * pa.amax_centered + babs).max())
             eng, chunks = self.state.cfg.engine, None
             if eng in ("auto", "f32") and bound > ik.F32_EXACT:
                 chunks = ik.plan_chunks(cabs, pa.amax_centered, babs)
@@ -243,7 +244,7 @@ class _QuantGemm(nn.Module):
             b_run = bq if bq is None or eng == "int8" else bq.to(torch.float32 if eng == "f32" else torch.float64)
             self._plans[key] = dict(
                 wq=wq, bq=bq, bound=bound, engine=eng, chunks=chunks, w_run=w_run, b_run=b_run,
-                wsum=cabs.sum(1), babs=babs,
+                wsum=wsum, babs=babs,
                 rescale=Rescale.make(m, self.state.cfg.acc_bits, self._bshape(n)))
         return self._plans[key]
 
@@ -272,7 +273,7 @@ class _QuantGemm(nn.Module):
             return fake_out(y, po)
         eng = pl["engine"]
         st.engine_calls[eng] += 1
-        qmax, z = wq.qmax, pa.zero_point
+        qmax = wq.qmax
         cl = self.chan_dim == 1 and eng != "int8"
         codes, chunks = quantize_centered(x, pa, cl), pl["chunks"]
         if chunks and len(chunks) > 1:
@@ -281,7 +282,7 @@ class _QuantGemm(nn.Module):
             amax = float(codes.abs().max())
             if float((pl["wsum"] * amax + pl["babs"]).max()) <= ik.F32_EXACT:
                 chunks = None
-        acc = self.int_op(codes, (pa.qmin - z, pa.qmax - z), pl["w_run"], (-qmax, qmax), eng, pl["b_run"], chunks)
+        acc = self.int_op(codes, pa.centered, pl["w_run"], (-qmax, qmax), eng, pl["b_run"], chunks)
         # output in the layout F.conv2d on x would give (float ops after it round per layout)
         fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
             and not x.is_contiguous() else torch.contiguous_format

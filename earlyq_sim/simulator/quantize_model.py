@@ -57,7 +57,6 @@ class QuantizedUNet(nn.Module):
         self.attn: dict[str, QuantAttnProcessor] = {}
         self._swap()
         self.range_mode = "interval"
-        self.keep = None        # (patterns, bits) installed by set_keep
 
     # -- construction ------------------------------------------------------------------------
     def _swap(self) -> None:
@@ -121,14 +120,12 @@ class QuantizedUNet(nn.Module):
     def set_keep(self, schedule) -> None:
         """Hold the layers that ``schedule.keep`` matches at ``schedule.layer_bits`` in every step
         (weights and activations; attention probabilities of held attention layers too)."""
+        held = schedule.held_bits
         for name, g in self.gemms.items():
-            held = schedule.layer_bits(schedule.step_bits(0), name) if schedule.keeps(name) else None
-            g.held = g.act.held = g.out.held = held
+            g.held = g.act.held = g.out.held = held if schedule.keeps(name) else None
         for name, p in self.attn.items():
-            held = schedule.layer_bits(schedule.step_bits(0), name) if schedule.keeps(name) else None
             for s in p.slots.values():
-                s.held = held
-        self.keep = (schedule.keep, schedule.keep_bits) if schedule.keep else None
+                s.held = held if schedule.keeps(name) else None
 
     def set_observe(self, range_set: int | None) -> None:
         """Calibrate mode: record statistics into ``range_set`` (None: this step records nothing)."""

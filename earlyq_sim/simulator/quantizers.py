@@ -55,6 +55,11 @@ class QParams:
         """Largest ``|q - z|`` on the grid (bounds for the accumulator and exactness checks)."""
         return max(self.zero_point - self.qmin, self.qmax - self.zero_point)
 
+    @property
+    def centered(self) -> tuple[int, int]:
+        """Range ``(qmin - z, qmax - z)`` of the centered codes ``q - z``."""
+        return self.qmin - self.zero_point, self.qmax - self.zero_point
+
 
 def act_qparams(lo: float, hi: float, bits: int, signed: bool) -> QParams:
     """QParams for an activation range ``[lo, hi]`` (real units) at ``bits`` bits."""

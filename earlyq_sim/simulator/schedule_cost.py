@@ -61,8 +61,8 @@ def step_cost(arch, ops: pd.DataFrame, bits: StepBits, schedule: PrecisionSchedu
     if mask is None:
         per_op = evaluate(arch, ops, bits)
     else:
-        held = schedule.layer_bits(bits, str(ops["module"].to_numpy()[mask][0]))
-        per_op = pd.concat([evaluate(arch, ops[~mask], bits), evaluate(arch, ops[mask], held)]).loc[ops.index]
+        per_op = pd.concat([evaluate(arch, ops[~mask], bits),
+                            evaluate(arch, ops[mask], schedule.held_bits)]).loc[ops.index]
     cycles = float(per_op["cycles"].sum())
     energy = {p: float(per_op[f"energy_{p}_pj"].sum()) / _PJ_PER_MJ for p in ENERGY_PARTS}
     energy["total"] = float(per_op["energy_pj"].sum()) / _PJ_PER_MJ

@@ -150,7 +150,8 @@ class QualityBench:
         from earlyq_sim.workloads.samplers import run_sampler, sample, to_uint8
         if spec.noise_rel > 0:
             a, b = spec.noise_interval
-            steps = {i for i in range(self.steps) if a - 1e-9 <= i / self.steps < b - 1e-9}
+            # the schedule's rule: step i is in [a, b) when round(a*T) <= i < round(b*T)
+            steps = set(range(round(a * self.steps), round(b * self.steps)))
             if not steps:
                 raise UserError(f"noise interval {a:g}-{b:g} holds no step of {self.steps}")
             net = NoisyOutput(self.unet, spec.noise_rel, steps, seed)

@@ -216,12 +216,15 @@ class PrecisionSchedule:
         pos = any(fnmatch.fnmatchcase(layer, p) for p in self.keep if not p.startswith("!"))
         return pos and not any(fnmatch.fnmatchcase(layer, p[1:]) for p in self.keep if p.startswith("!"))
 
-    def layer_bits(self, bits: StepBits, layer: str) -> StepBits:
-        """Bits of ``layer`` in a step whose schedule bits are ``bits``."""
-        if not self.keeps(layer):
-            return bits
+    @property
+    def held_bits(self) -> StepBits:
+        """Bits of a held layer, in every step (probabilities: ``prob_bits`` or ``keep_bits``)."""
         prob = self.prob_bits if self.prob_bits is not None else self.keep_bits
         return StepBits(self.keep_bits, self.keep_bits, prob)
+
+    def layer_bits(self, bits: StepBits, layer: str) -> StepBits:
+        """Bits of ``layer`` in a step whose schedule bits are ``bits``."""
+        return self.held_bits if self.keeps(layer) else bits
 
     def bits_for_act(self, act_bits: int) -> StepBits:
         prob = self.prob_bits if self.prob_bits is not None else act_bits
