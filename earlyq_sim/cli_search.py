@@ -20,6 +20,9 @@ ALL_ARCHS = ("stripes", "bitfusion", "loom", "int8-systolic")
 @click.option("--late-bits", type=int, default=8, show_default=True, help="Baseline activation bits.")
 @click.option("--weight-bits", type=int, default=8, show_default=True)
 @click.option("--keep", default="", help="Layers held at 8 bits, e.g. 'io|*conv_shortcut'.")
+@click.option("--prob-bits", type=int, default=None,
+              help="Attention-probability bits in every candidate and the baseline (default: the "
+                   "activation bits; 16 keeps the softmax output at 16 bits, as Q-Diffusion does).")
 @click.option("--steps", "num_steps", type=int, default=20, show_default=True, help="DDIM steps.")
 @click.option("--n", "n_images", type=int, default=256, show_default=True, help="Images per seed.")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds; FD is their mean.")
@@ -33,29 +36,33 @@ ALL_ARCHS = ("stripes", "bitfusion", "loom", "int8-systolic")
               help="Folder for search.csv (every evaluated cell; reruns resume), result.json, speedup.csv.")
 @click.option("--calib-n", type=int, default=64, show_default=True, help="Calibration images per schedule.")
 @click.option("--threads", type=int, default=1, show_default=True)
-def search(threshold, model, grid, min_bits, late_bits, weight_bits, keep, num_steps, n_images, seeds, no_stop, monotone,
-           archs,
-           cost_models, out_dir, calib_n, threads):
+def search(threshold, model, grid, min_bits, late_bits, weight_bits, keep, prob_bits, num_steps, n_images, seeds,
+           no_stop, monotone, archs, cost_models, out_dir, calib_n, threads):
     """Lower activation bits interval by interval from the first step while FD stays within
     --threshold of the baseline; print the bits-per-interval table and its speedup per arch."""
     from earlyq_sim.reports.tables import write_csv, write_json
     from earlyq_sim.workloads.experiments import QualityBench, search_on_bench, speedup_table
     from earlyq_sim.workloads.quality_eval import set_threads
+    from earlyq_sim.workloads.schedule import check_bits
 
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise UserError(f"--seeds: {seeds!r} is not a comma-separated list of integers") from None
+    ptok = ""
+    if prob_bits is not None:
+        ptok = f"p{check_bits(prob_bits, '--prob-bits')}"
     set_threads(threads)
     out = Path(out_dir)
     bench = QualityBench(out / "search.csv", model=model, n=n_images, steps=num_steps, calib_n=calib_n,
                          progress=False)
     res, base = search_on_bench(
         bench, seed_list, threshold, grid=grid, min_bits=min_bits, max_bits=late_bits, weight_bits=weight_bits,
-        keep=keep, stop_at_fail=not no_stop, monotone=monotone,
+        keep=keep, stop_at_fail=not no_stop, monotone=monotone, tokens=ptok,
         log=lambda t: click.echo(f"  interval {t.interval} ({t.interval * grid:g}-{(t.interval + 1) * grid:g}) "
                                  f"a{t.bits}: FD {t.fd:.2f} {'accept' if t.accepted else 'reject'}"))
-    sp = speedup_table(res.spec, f"W{weight_bits}A{late_bits}", cost_models or (model,), archs or ALL_ARCHS)
+    sp = speedup_table(res.spec, f"W{weight_bits}A{late_bits}{ptok.upper()}", cost_models or (model,),
+                       archs or ALL_ARCHS)
     write_csv(out / "speedup.csv", sp)
     write_json(out / "result.json", {
         "model": model, "baseline": base, "baseline_fd": res.baseline_fd, "threshold": threshold, "grid": grid,
