@@ -29,6 +29,7 @@ CATEGORIES = {     # first match wins
     "gemm (conv, mm, bmm; exact float kernels in int mode)": ("mkldnn_convolution", "_slow_conv2d", "aten::mm",
                                                               "aten::bmm", "addmm", "_int_mm", "aten::convolution"),
     "attention kernel (SDPA, float model only)": ("scaled_dot_product",),
+    "native i16 conv/linear (C: quantize, int32 GEMM, rescale)": ("native::",),
     "fused quantize (numba, one pass)": ("fused::quantize",),
     "fused rescale + dequantize (numba, one pass)": ("fused::requant", "fused::combine"),
     "torch quantize/rescale passes (round, clamp, int64 ops)": ("aten::round", "aten::clamp", "bitwise",
@@ -75,19 +76,33 @@ def fused_events():
         yield
         return
     saved = {n: getattr(fk, n) for n in FUSED if hasattr(fk, n)}
+    try:
+        from earlyq_sim.simulator import native
+        nsaved = {n: getattr(native, n) for n in ("conv2d", "linear")}
+    except ImportError:         # before the native engine existed
+        native, nsaved = None, {}
 
     def labelled(name, f):
         def g(*a, **k):
             with torch.profiler.record_function("fused::" + name):
                 return f(*a, **k)
         return g
+    def labelled_native(name, f):
+        def g(*a, **k):
+            with torch.profiler.record_function("native::" + name):
+                return f(*a, **k)
+        return g
     for n, f in saved.items():
         setattr(fk, n, labelled(n, f))
+    for n, f in nsaved.items():
+        setattr(native, n, labelled_native(n, f))
     try:
         yield
     finally:
         for n, f in saved.items():
             setattr(fk, n, f)
+        for n, f in nsaved.items():
+            setattr(native, n, f)
 
 
 def profile_best(f, repeats: int = 3) -> dict[str, float]:

@@ -263,7 +263,7 @@ def _conv_layer(engine: str, cin: int = 384):
 def test_conv_chunks_dropped_when_this_input_allows():
     """Static bound > 2^24 plans input-channel chunks; when this input's largest |code| proves a
     single float32 conv exact, it runs unchunked. Both give the f64 engine's result bit for bit."""
-    auto, ref = _conv_layer("auto"), _conv_layer("f64")
+    auto, ref = _conv_layer("f32"), _conv_layer("f64")
     pl = auto.plan(auto.act.qparams(), auto.out.qparams(), 8)
     assert pl["bound"] > ik.F32_EXACT and pl["chunks"] and len(pl["chunks"]) > 1
     calls = []

@@ -121,13 +121,16 @@ def test_unet_end_to_end_int_vs_fake(unet):
 
 
 def test_engines_agree_bit_for_bit(qm):
-    """auto (float kernels under the exactness bound), f64 and int8 (_int_mm) are all exact, so
-    the whole integer forward is byte-identical across engines."""
+    """auto, i16 (native int16/int32 kernels), f32 (float kernels under the exactness bound), f64
+    and int8 (_int_mm) are all exact, so the whole integer forward is byte-identical across
+    engines."""
+    from earlyq_sim.simulator import native
     x, t = torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(6)), torch.tensor(800)
     qm.set_step_bits(StepBits(8, 8, 16), 1)
     qm.set_mode("int")
     outs = []
-    for eng in ("auto", "f64", "int8"):
+    engines = ("auto", "i16", "f32", "f64", "int8") if native.available() else ("auto", "f32", "f64", "int8")
+    for eng in engines:
         object.__setattr__(qm.qstate, "cfg", QuantConfig(engine=eng))
         for g in qm.gemms.values():
             g._plans.clear()
@@ -136,7 +139,7 @@ def test_engines_agree_bit_for_bit(qm):
     object.__setattr__(qm.qstate, "cfg", QuantConfig())
     for g in qm.gemms.values():
         g._plans.clear()
-    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
+    assert all(torch.equal(outs[0], o) for o in outs[1:])
 
 
 def test_accumulator_report_and_policies(unet):

@@ -20,8 +20,12 @@ Engines (all exact; tests compare each with the int64 NumPy reference bit for bi
   |x_b[k,n]|`` before using it. Convolutions run with NNPACK disabled (NNPACK may use
   Winograd/FFT, whose transforms are not exact); oneDNN/MKL direct and GEMM kernels only
   multiply and add.
-* ``auto``: f32 when the bound allows it (else f32 over input-channel chunks that each meet
-  it, summed in float64), else f64, else int8.
+* ``i16`` (conv and linear layers; ``simulator.native``): int16 codes, int32 accumulation with
+  AVX2 ``vpmaddwd`` in C, quantize and rescale fused around it; exact while the static bound
+  stays below 2^31. Needs a C compiler and AVX2 (checked at first use).
+* ``auto``: i16 for convs and linears where available and exact, else f32 when the bound
+  allows it (else f32 over input-channel chunks that each meet it, summed in float64), else
+  f64, else int8. Attention's batched matmuls use the torch engines.
 * The integer bias is added inside the GEMM (exact under the same bound, which includes it).
 """
 
@@ -32,7 +36,7 @@ import torch.nn.functional as F
 
 from earlyq_sim.errors import UserError
 
-ENGINES = ("auto", "f32", "f64", "int8")
+ENGINES = ("auto", "i16", "f32", "f64", "int8")
 F32_EXACT = 1 << 24
 F64_EXACT = 1 << 53
 _INT_MM_K = 1 << 16     # K chunk for _int_mm: K * 128 * 128 < 2^31
@@ -43,8 +47,10 @@ class AccumulatorOverflow(UserError):
 
 
 def pick_engine(engine: str, bound: float) -> str:
-    """Resolve ``auto`` from the static bound on ``sum_k |a||b|``; reject unsafe float choices."""
-    if engine == "auto":
+    """Resolve ``auto`` from the static bound on ``sum_k |a||b|``; reject unsafe float choices.
+    ``i16`` (the native conv/linear engine, ``simulator.native``) resolves like ``auto`` here:
+    this chooses among the torch engines, which attention's batched matmuls use."""
+    if engine in ("auto", "i16"):
         return "f32" if bound <= F32_EXACT else ("f64" if bound <= F64_EXACT else "int8")
     if engine == "f32" and bound > F32_EXACT:
         return "f64" if bound <= F64_EXACT else "int8"

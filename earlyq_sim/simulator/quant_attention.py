@@ -73,7 +73,7 @@ class QuantAttnProcessor:
         bound = value.shape[1] * pp.qmax * pv.amax_centered
         eng = ik.pick_engine(st.cfg.engine, bound)
         vb = pv.centered
-        if st.cfg.engine == "auto" and eng != "f32" and pp.qmax > 255 and probs.dtype == torch.float32 \
+        if st.cfg.engine in ("auto", "i16") and eng != "f32" and pp.qmax > 255 and probs.dtype == torch.float32 \
                 and value.shape[1] * 255 * pv.amax_centered <= ik.F32_EXACT:
             # prob codes > 8 bits: two 8-bit limbs, each product sum exact in float32, combined
             # exactly in float64 (cheaper than a float64 GEMM)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from earlyq_sim.errors import UserError
 from earlyq_sim.simulator import int_kernels as ik
 from earlyq_sim.simulator import fused_kernels as fk
+from earlyq_sim.simulator import native
 from earlyq_sim.simulator.fixed_point import mult_bits_for, quantize_multiplier
 from earlyq_sim.simulator.observers import make_observer
 from earlyq_sim.simulator.quantizers import (QParams, WeightQ, act_qparams, dequantize, out_qparams,
@@ -230,22 +231,31 @@ class _QuantGemm(nn.Module):
             wsum = cabs.sum(1)
             bound = float((wsum * pa.amax_centered + babs).max())
             eng, chunks = self.state.cfg.engine, None
-            if eng in ("auto", "f32") and bound > ik.F32_EXACT:
+            if eng == "i16" and not native.available():
+                raise UserError(f"engine: i16 is unavailable here ({native.reason()}); use auto or f32")
+            if eng in ("auto", "i16") and native.fits(pa.centered, wq.qmax, bound) and native.available():
+                eng = "i16"
+            elif eng in ("auto", "i16", "f32") and bound > ik.F32_EXACT:
                 chunks = ik.plan_chunks(cabs, pa.amax_centered, babs)
                 eng = "f32" if chunks else ik.pick_engine(eng, bound)
             else:
                 eng = ik.pick_engine(eng, bound)
             n = wq.scale.numel()
             m = pa.scale * wq.scale.double().numpy() / po.scale
-            # conv engines run channels-last (faster here; exact in any layout), weight cached so
-            w_run = wq.codes.contiguous(memory_format=torch.channels_last) \
-                if self.chan_dim == 1 and eng != "int8" else wq.codes
-            # bias in the engine's dtype once (exact: |bias| is within the same bound)
-            b_run = bq if bq is None or eng == "int8" else bq.to(torch.float32 if eng == "f32" else torch.float64)
+            rescale = Rescale.make(m, self.state.cfg.acc_bits, self._bshape(n))
+            if eng == "i16":            # packed int16 codes; bias and rescale go to the epilogue
+                w_run, b_run = native.pack_weight(wq.codes), None
+                epi = native.Epilogue(bq, rescale.arrays, po.qmin, po.qmax, po.scale)
+            else:
+                # conv engines run channels-last (faster here; exact in any layout), weight cached so
+                w_run = wq.codes.contiguous(memory_format=torch.channels_last) \
+                    if self.chan_dim == 1 and eng != "int8" else wq.codes
+                # bias in the engine's dtype once (exact: |bias| is within the same bound)
+                b_run = bq if bq is None or eng == "int8" else bq.to(torch.float32 if eng == "f32" else torch.float64)
+                epi = None
             self._plans[key] = dict(
                 wq=wq, bq=bq, bound=bound, engine=eng, chunks=chunks, w_run=w_run, b_run=b_run,
-                wsum=wsum, babs=babs,
-                rescale=Rescale.make(m, self.state.cfg.acc_bits, self._bshape(n)))
+                wsum=wsum, babs=babs, rescale=rescale, epilogue=epi)
         return self._plans[key]
 
     def static_bound(self) -> tuple[int, float]:
@@ -271,26 +281,51 @@ class _QuantGemm(nn.Module):
             y = self.float_op(dequantize(quantize(x, pa), pa).to(dt), wq.codes.to(dt) *
                               wq.scale.to(dt).view((-1,) + (1,) * (wq.codes.dim() - 1)), bias)
             return fake_out(y, po)
-        eng = pl["engine"]
+        eng, w_run, b_run, chunks = pl["engine"], pl["w_run"], pl["b_run"], pl["chunks"]
+        # output in the layout F.conv2d on x would give (float ops after it round per layout)
+        fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+            and not x.is_contiguous() else torch.contiguous_format
+        if eng == "i16":
+            if x.dtype == torch.float32:
+                st.engine_calls[eng] += 1
+                return self.native_forward(x, pa, pl, fmt)
+            # the native quantize divides in float32; other dtypes take the exact torch engines
+            eng, w_run = ik.pick_engine("f32", pl["bound"]), wq.codes
+            b_run = None if pl["bq"] is None else pl["bq"].to(torch.float32 if eng == "f32" else torch.float64)
         st.engine_calls[eng] += 1
         qmax = wq.qmax
         cl = self.chan_dim == 1 and eng != "int8"
-        codes, chunks = quantize_centered(x, pa, cl), pl["chunks"]
+        codes = quantize_centered(x, pa, cl)
         if chunks and len(chunks) > 1:
             # the static bound assumed |code| = amax on every input; with this input's largest
             # |code| every partial sum may already be exact in one float32 GEMM
             amax = float(codes.abs().max())
             if float((pl["wsum"] * amax + pl["babs"]).max()) <= ik.F32_EXACT:
                 chunks = None
-        acc = self.int_op(codes, pa.centered, pl["w_run"], (-qmax, qmax), eng, pl["b_run"], chunks)
-        # output in the layout F.conv2d on x would give (float ops after it round per layout)
-        fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
-            and not x.is_contiguous() else torch.contiguous_format
+        acc = self.int_op(codes, pa.centered, w_run, (-qmax, qmax), eng, b_run, chunks)
         return int_finish(acc, pl["rescale"], po, st, self.qname, pl["bound"], self.chan_dim, fmt)
+
+    def native_forward(self, x: torch.Tensor, pa: QParams, pl: dict, fmt: torch.memory_format) -> torch.Tensor:
+        """Quantize, exact int16 GEMM, check, rescale and dequantize in the native kernels."""
+        st = self.state
+        bits = st.cfg.acc_bits
+        hi = (1 << (bits - 1)) - 1
+        check = pl["bound"] > hi
+        lo_c, hi_c = pa.centered
+        out, n, amin, amax = self.native_op(x, pa.scale, float(lo_c), float(hi_c), pl, check, bits,
+                                            fmt == torch.channels_last)
+        if n:
+            if st.cfg.overflow == "error":
+                ik.raise_overflow(self.qname, amax if amax > hi else amin, bits)
+            st.saturated[self.qname] += n
+        return out
 
 
 class QuantLinear(_QuantGemm):
     chan_dim = -1
+
+    def native_op(self, x, scale, lo, hi, pl, check, bits, _cl):
+        return native.linear(x, scale, lo, hi, pl["w_run"], pl["wq"].codes.shape[0], pl["epilogue"], check, bits)
 
     def float_op(self, a, w, b):
         return F.linear(a, w, b)
@@ -312,6 +347,11 @@ class QuantConv2d(_QuantGemm):
 
     def float_op(self, a, w, b):
         return F.conv2d(a, w, b, self.orig.stride, self.orig.padding)
+
+    def native_op(self, x, scale, lo, hi, pl, check, bits, cl):
+        o = self.orig
+        return native.conv2d(x, scale, lo, hi, pl["w_run"], o.out_channels, tuple(o.kernel_size), tuple(o.stride),
+                             tuple(o.padding), pl["epilogue"], check, bits, cl)
 
     def int_op(self, a, ab, w, wb, eng, bias, chunks):
         return ik.conv2d_acc(a, ab, w, wb, tuple(self.orig.stride), tuple(self.orig.padding), eng, bias, chunks,

@@ -1,0 +1,197 @@
+/* Exact integer conv/linear for x86-64 AVX2: int16 operands, int32 accumulation with
+ * vpmaddwd (16 multiply-adds per instruction; AVX2 CPUs without VNNI have no faster exact
+ * int8 path), and the fixed-point output rescale fused into the GEMM epilogue.
+ *
+ * Semantics (identical to earlyq_sim.simulator.fused_kernels, which the tests compare):
+ *   codes  = clamp(rint(x / s), lo, hi)                 float32 division, round half to even
+ *                                                       (NaN -> lo: an integer code has no NaN)
+ *   acc    = sum_k a_k w_k + bias                       exact: the caller proves |acc| < 2^31
+ *                                                       for every partial sum (static bound)
+ *   check  : acc outside [alo, ahi] is counted and clamped (min/max reported)
+ *   code_o = clamp((acc * m0 + rnd) >> shift, qmin, qmax)   int64, arithmetic shift
+ *   out    = (float)code_o * s_out                      one float32 rounding
+ * Compiled without -ffast-math and with -ffp-contract=off so float arithmetic is IEEE as in
+ * the NumPy/numba reference.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MR 6    /* output pixels (rows) per tile */
+#define NR 16   /* output channels per tile: two 8-lane int32 vectors */
+
+static inline float q1(float v, float s, float lo, float hi) {
+    float r = nearbyintf(v / s);
+    return !(r >= lo) ? lo : (r > hi ? hi : r);     /* NaN -> lo, as vmaxps does below */
+}
+
+/* 8 codes clamp(rint(x / s), lo, hi) as int32 lanes (vdivps and vroundps are IEEE exact). */
+static inline __m256i q8(const float *x, __m256 s, __m256 lo, __m256 hi) {
+    __m256 r = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
+}
+
+/* x: float32 (N, C, H, W) with element strides; out: int16 (N, H+2ph, W+2pw, Cp), fully
+ * written (zero border and zero channels c >= C). Two channels of one pixel form one int32
+ * (low half = even channel), which is what eq_conv_i16 broadcasts. dst: scratch of H*W int64. */
+void eq_quantize_nhwc(const float *x, int64_t sn, int64_t sc, int64_t sh, int64_t sw,
+                      int N, int C, int H, int W, int ph, int pw, int Cp,
+                      float s, float lo, float hi, int16_t *out, int64_t *dst) {
+    const int Hp = H + 2 * ph, Wp = W + 2 * pw, KP = Cp / 2;
+    for (int h = 0; h < H; h++)      /* int32 offset of pixel (h, w) in one padded sample */
+        for (int w = 0; w < W; w++) dst[(int64_t)h * W + w] = ((int64_t)(ph + h) * Wp + pw + w) * KP;
+    const int64_t row = (int64_t)Wp * Cp;
+    const __m256 vs = _mm256_set1_ps(s), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    const __m256i m16 = _mm256_set1_epi32(0xFFFF);
+    for (int n = 0; n < N; n++) {
+        int16_t *on = out + (int64_t)n * Hp * row;
+        memset(on, 0, sizeof(int16_t) * ph * row);
+        memset(on + (int64_t)(ph + H) * row, 0, sizeof(int16_t) * ph * row);
+        for (int h = 0; h < H; h++) {
+            int16_t *orow = on + (int64_t)(ph + h) * row;
+            memset(orow, 0, sizeof(int16_t) * pw * Cp);
+            memset(orow + (int64_t)(pw + W) * Cp, 0, sizeof(int16_t) * pw * Cp);
+        }
+        if (sw != 1) {              /* general strides (channels-last input): scalar */
+            for (int h = 0; h < H; h++) {
+                const float *xh = x + n * sn + h * sh;
+                int16_t *o = on + (int64_t)(ph + h) * row + (int64_t)pw * Cp;
+                for (int w = 0; w < W; w++) {
+                    for (int c = 0; c < C; c++) o[(int64_t)w * Cp + c] = (int16_t)q1(xh[c * sc + w * sw], s, lo, hi);
+                    for (int c = C; c < Cp; c++) o[(int64_t)w * Cp + c] = 0;
+                }
+            }
+            continue;
+        }
+        /* channel pair outermost: two sequential read streams (one per channel plane); the
+         * scattered 4-byte stores land in this sample's output, which stays in L1/L2. With
+         * sh == W the plane is flat and chunks of 8 may span rows (dst holds each offset). */
+        const int flat = sh == W;
+        const int64_t HW = (int64_t)H * W;
+        for (int k = 0; k < KP; k++) {
+            int32_t *o32 = (int32_t *)on + k;
+            for (int h = 0; h < (flat ? 1 : H); h++) {
+                const float *x0 = x + n * sn + h * sh + (int64_t)(2 * k) * sc;
+                const float *x1 = 2 * k + 1 < C ? x0 + sc : NULL;
+                const int64_t len = flat ? HW : W, d0 = flat ? 0 : (int64_t)h * W;
+                int64_t i = 0;
+                for (; i + 8 <= len; i += 8) {
+                    __m256i v = _mm256_and_si256(q8(x0 + i, vs, vlo, vhi), m16);
+                    if (x1) v = _mm256_or_si256(v, _mm256_slli_epi32(q8(x1 + i, vs, vlo, vhi), 16));
+                    int32_t t[8];
+                    _mm256_storeu_si256((__m256i *)t, v);
+                    for (int j = 0; j < 8; j++) o32[dst[d0 + i + j]] = t[j];
+                }
+                for (; i < len; i++) {
+                    uint32_t lo16 = (uint16_t)(int16_t)q1(x0[i], s, lo, hi);
+                    uint32_t hi16 = x1 ? (uint16_t)(int16_t)q1(x1[i], s, lo, hi) : 0;
+                    o32[dst[d0 + i]] = (int32_t)(lo16 | (hi16 << 16));
+                }
+            }
+        }
+    }
+}
+
+/* x: float32 rows (M, K), row stride ldx; out: int16 (M, Kp) with zero columns K..Kp-1. */
+void eq_quantize_rows(const float *x, int64_t M, int K, int64_t ldx, int Kp, float s, float lo, float hi,
+                      int16_t *out) {
+    const __m256 vs = _mm256_set1_ps(s), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    for (int64_t m = 0; m < M; m++) {
+        const float *xr = x + m * ldx;
+        int16_t *o = out + m * Kp;
+        int k = 0;
+        for (; k + 16 <= K; k += 16) {
+            __m256i a = q8(xr + k, vs, vlo, vhi), b = q8(xr + k + 8, vs, vlo, vhi);
+            /* packs works per 128-bit lane: reorder 64-bit blocks back to 0..15 */
+            __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);
+            _mm256_storeu_si256((__m256i *)(o + k), p);
+        }
+        for (; k < K; k++) o[k] = (int16_t)q1(xr[k], s, lo, hi);
+        for (; k < Kp; k++) o[k] = 0;
+    }
+}
+
+/* Epilogue of one MR x NR tile: bias, accumulator check, fixed-point rescale, dequantize. */
+static inline void tile_out(const int32_t acc[MR][NR], int mr, int co0, int Co, const int64_t *bias,
+                            const int64_t *m0, const int64_t *shift, const int64_t *rnd,
+                            int64_t qmin, int64_t qmax, float s_out, int check, int64_t alo, int64_t ahi,
+                            float *out, const int64_t *ooff, int64_t out_sc, int64_t *st) {
+    const int nc = Co - co0 < NR ? Co - co0 : NR;
+    for (int j = 0; j < nc; j++) {
+        const int co = co0 + j;
+        const int64_t b = bias ? bias[co] : 0, m = m0[co], r = rnd[co];
+        const int k = (int)shift[co];
+        float *oc = out + co * out_sc;
+        for (int i = 0; i < mr; i++) {
+            int64_t v = (int64_t)acc[i][j] + b;
+            if (check) {
+                if (v < st[1]) st[1] = v;
+                if (v > st[2]) st[2] = v;
+                if (v < alo || v > ahi) { st[0]++; v = v < alo ? alo : ahi; }
+            }
+            int64_t t = (v * m + r) >> k;
+            t = t < qmin ? qmin : (t > qmax ? qmax : t);
+            oc[ooff[i]] = (float)t * s_out;
+        }
+    }
+}
+
+/* xp: int16 (N, Hp, Wp, Cp) padded centered codes, Cp even. wpk: packed weight codes
+ * [ceil(Co/16)][R*S][Cp/2][16][2]. Output pixel (n, ho, wo) reads xp from row ho*sy, column
+ * wo*sx; its value for channel co goes to out[n*o_n + ho*o_h + wo*o_w + co*o_c].
+ * A linear layer is N rows with Hp = Wp = R = S = Ho = Wo = 1. stats: (n_clamped, min, max). */
+void eq_conv_i16(const int16_t *xp, int N, int Hp, int Wp, int Cp,
+                 const int16_t *wpk, int Co, int R, int S, int sy, int sx, int Ho, int Wo,
+                 const int64_t *bias, const int64_t *m0, const int64_t *shift, const int64_t *rnd,
+                 int64_t qmin, int64_t qmax, float s_out, int check, int64_t alo, int64_t ahi,
+                 float *out, int64_t o_n, int64_t o_c, int64_t o_h, int64_t o_w,
+                 int64_t p_begin, int64_t p_end, int64_t *stats) {
+    const int KP = Cp / 2, T = R * S, NB = (Co + NR - 1) / NR;
+    const int64_t HWo = (int64_t)Ho * Wo;
+    int64_t st[3] = {0, INT64_MAX, INT64_MIN};
+    int64_t toff[T];
+    for (int t = 0; t < T; t++) toff[t] = ((int64_t)(t / S) * Wp + t % S) * Cp / 2;   /* in int32 units */
+    for (int64_t p0 = p_begin; p0 < p_end; p0 += MR) {
+        const int mr = p_end - p0 < MR ? (int)(p_end - p0) : MR;
+        const int32_t *base[MR];
+        int64_t ooff[MR];
+        for (int i = 0; i < MR; i++) {
+            const int64_t p = p0 + (i < mr ? i : 0);
+            const int64_t n = p / HWo, rem = p % HWo, ho = rem / Wo, wo = rem % Wo;
+            base[i] = (const int32_t *)(xp + ((n * Hp + ho * sy) * Wp + wo * sx) * Cp);
+            ooff[i] = n * o_n + ho * o_h + wo * o_w;
+        }
+        for (int jb = 0; jb < NB; jb++) {
+            const int16_t *bp = wpk + (int64_t)jb * T * KP * 2 * NR;
+            __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+                    c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+            for (int t = 0; t < T; t++) {
+                const int32_t *a0 = base[0] + toff[t], *a1 = base[1] + toff[t], *a2 = base[2] + toff[t],
+                              *a3 = base[3] + toff[t], *a4 = base[4] + toff[t], *a5 = base[5] + toff[t];
+                const int16_t *bt = bp + (int64_t)t * KP * 2 * NR;
+                for (int kp = 0; kp < KP; kp++) {
+                    const __m256i b0 = _mm256_loadu_si256((const __m256i *)(bt + kp * 2 * NR));
+                    const __m256i b1 = _mm256_loadu_si256((const __m256i *)(bt + kp * 2 * NR + NR));
+                    __m256i a;
+#define STEP(ai, x0, x1) a = _mm256_set1_epi32(ai[kp]); \
+                    x0 = _mm256_add_epi32(x0, _mm256_madd_epi16(a, b0)); \
+                    x1 = _mm256_add_epi32(x1, _mm256_madd_epi16(a, b1));
+                    STEP(a0, c00, c01) STEP(a1, c10, c11) STEP(a2, c20, c21)
+                    STEP(a3, c30, c31) STEP(a4, c40, c41) STEP(a5, c50, c51)
+#undef STEP
+                }
+            }
+            int32_t acc[MR][NR];
+            _mm256_storeu_si256((__m256i *)acc[0], c00); _mm256_storeu_si256((__m256i *)(acc[0] + 8), c01);
+            _mm256_storeu_si256((__m256i *)acc[1], c10); _mm256_storeu_si256((__m256i *)(acc[1] + 8), c11);
+            _mm256_storeu_si256((__m256i *)acc[2], c20); _mm256_storeu_si256((__m256i *)(acc[2] + 8), c21);
+            _mm256_storeu_si256((__m256i *)acc[3], c30); _mm256_storeu_si256((__m256i *)(acc[3] + 8), c31);
+            _mm256_storeu_si256((__m256i *)acc[4], c40); _mm256_storeu_si256((__m256i *)(acc[4] + 8), c41);
+            _mm256_storeu_si256((__m256i *)acc[5], c50); _mm256_storeu_si256((__m256i *)(acc[5] + 8), c51);
+            tile_out((const int32_t(*)[NR])acc, mr, jb * NR, Co, bias, m0, shift, rnd, qmin, qmax, s_out,
+                     check, alo, ahi, out, ooff, o_c, st);
+        }
+    }
+    stats[0] = st[0]; stats[1] = st[1]; stats[2] = st[2];
+}
