@@ -60,25 +60,39 @@ def _cache_dir() -> Path:
     return Path(base) / "earlyq-sim" / "native"
 
 
-def _build() -> Path:
-    src = SRC.read_bytes()
-    cc = os.environ.get("CC", "cc")
-    key = hashlib.sha256(src + " ".join([cc] + FLAGS).encode()).hexdigest()[:16]
-    out = _cache_dir() / f"igemm-{key}.so"
-    if out.is_file():
-        return out
+def _compile(cc: str, flags: list[str], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
     try:
-        r = subprocess.run([cc, *FLAGS, str(SRC), "-o", tmp], capture_output=True, text=True, timeout=120)
+        r = subprocess.run([cc, *flags, str(SRC), "-o", tmp], capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
-            raise RuntimeError(f"{cc} failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+            err = r.stderr.strip().splitlines()
+            raise RuntimeError(f"{cc} failed: {err[-1] if err else r.returncode}")
         os.replace(tmp, out)       # atomic: concurrent builders each write their own temp file
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return out
+
+
+def _build() -> Path:
+    """Compile (once per source, compiler and flags) and return the library's path. With OpenMP
+    when the compiler has it: the library then binds to the libgomp torch has loaded (same
+    soname), so its threads are torch's own pool rather than a second one competing for cores."""
+    src = SRC.read_bytes()
+    cc = os.environ.get("CC", "cc")
+    err = None
+    for flags in (FLAGS + ["-fopenmp"], FLAGS):
+        key = hashlib.sha256(src + " ".join([cc] + flags).encode()).hexdigest()[:16]
+        out = _cache_dir() / f"igemm-{key}.so"
+        if out.is_file():
+            return out
+        try:
+            _compile(cc, flags, out)
+            return out
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            err = e
+    raise RuntimeError(str(err))
 
 
 def _load():
@@ -98,12 +112,14 @@ def _load():
             _reason = f"could not build {SRC.name}: {e}"
             return None
         P, I, J, F = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float
-        lib.eq_quantize_nhwc.argtypes = [P, J, J, J, J, I, I, I, I, I, I, I, F, F, F, P, P]
-        lib.eq_quantize_rows.argtypes = [P, J, I, J, I, F, F, F, P]
+        lib.eq_quantize_nhwc.argtypes = [P, J, J, J, J, I, I, I, I, I, I, I, F, F, F, P, P, I]
+        lib.eq_quantize_rows.argtypes = [P, J, I, J, I, F, F, F, P, I]
         lib.eq_conv_i16.argtypes = [P, I, I, I, I, P, I, I, I, I, I, I, I, P, P, P, P, J, J, F, I, J, J,
-                                    P, J, J, J, J, J, J, P]
+                                    P, J, J, J, J, J, J, P, I]
         for f in (lib.eq_quantize_nhwc, lib.eq_quantize_rows, lib.eq_conv_i16):
             f.restype = None
+        lib.eq_openmp.restype = I
+        lib.openmp = bool(lib.eq_openmp())
         _lib = lib
         return _lib
 
@@ -145,16 +161,18 @@ def _threads() -> int:
 
 
 def _parallel(fn, n_items: int, grain: int) -> list:
-    """Run ``fn(begin, end)`` over ``[0, n_items)`` split across torch's thread count (ctypes
-    releases the GIL); one call when there is one thread or little work."""
+    """Run ``fn(begin, end, nthreads)`` over ``[0, n_items)``: one call that threads inside (an
+    OpenMP build), else split across a Python thread pool (ctypes releases the GIL)."""
     global _pool
+    if _lib.openmp:
+        return [fn(0, n_items, _threads())]
     nt = min(_threads(), max(1, n_items // grain))
     if nt <= 1:
-        return [fn(0, n_items)]
+        return [fn(0, n_items, 1)]
     if _pool is None or _pool._max_workers < nt:
         _pool = ThreadPoolExecutor(max_workers=nt, thread_name_prefix="earlyq-i16")
     step = -(-n_items // nt)
-    futs = [_pool.submit(fn, b, min(n_items, b + step)) for b in range(0, n_items, step)]
+    futs = [_pool.submit(fn, b, min(n_items, b + step), 1) for b in range(0, n_items, step)]
     return [f.result() for f in futs]
 
 
@@ -168,10 +186,10 @@ def _quantize_4d(x: torch.Tensor, scale: float, lo: float, hi: float, ph: int, p
     per = xp[0].size
     base, obase = x.data_ptr(), xp.ctypes.data
 
-    def part(b: int, e: int) -> None:
+    def part(b: int, e: int, nt: int) -> None:
         dst = np.empty(h * w, np.int64)
         lib.eq_quantize_nhwc(base + 4 * b * sn, sn, sc, sh, sw, e - b, c, h, w, ph, pw, cp,
-                             scale, lo, hi, obase + 2 * b * per, dst.ctypes.data)
+                             scale, lo, hi, obase + 2 * b * per, dst.ctypes.data, nt)
     _parallel(part, n, 4)
     return xp, cp
 
@@ -191,19 +209,31 @@ def _quantize_rows(x: torch.Tensor, scale: float, lo: float, hi: float) -> tuple
     m = x2.shape[0]
     out = np.empty((m, kp), np.int16)
     ld, base, obase = x2.stride(0), x2.data_ptr(), out.ctypes.data
-    _parallel(lambda b, e: _lib.eq_quantize_rows(base + 4 * b * ld, e - b, k, ld, kp, scale, lo, hi,
-                                                 obase + 2 * b * kp), m, 256)
+    _parallel(lambda b, e, nt: _lib.eq_quantize_rows(base + 4 * b * ld, e - b, k, ld, kp, scale, lo, hi,
+                                                     obase + 2 * b * kp, nt), m, 256)
     return out, kp
 
 
-class Epilogue:
-    """Per-GEMM constants of the fused rescale (from a ``fused_kernels.RescaleArrays``)."""
+def _padded(a: np.ndarray, n: int, fill: int) -> np.ndarray:
+    out = np.full(n, fill, np.int64)
+    out[:a.size] = a
+    return out
 
-    __slots__ = ("bias", "m0", "shift", "rnd", "qmin", "qmax", "s_out")
+
+class Epilogue:
+    """Per-GEMM constants of the fused rescale (from a ``fused_kernels.RescaleArrays``), int64
+    per output channel, padded to whole 16-channel blocks for the vector epilogue."""
+
+    __slots__ = ("co", "bias", "m0", "shift", "rnd", "qmin", "qmax", "s_out")
 
     def __init__(self, bias: torch.Tensor | None, ra, qmin: int, qmax: int, s_out: float) -> None:
-        self.bias = None if bias is None else np.ascontiguousarray(bias.to(torch.int64).numpy())
-        self.m0, self.shift, self.rnd = ra.m0, ra.shift, ra.rnd
+        self.co = co = ra.m0.size
+        n = -(-co // NR) * NR
+        b = np.zeros(co, np.int64) if bias is None else bias.to(torch.int64).reshape(-1).numpy()
+        if b.size != co:
+            raise ValueError(f"native: {b.size} bias values for {co} outputs")
+        self.bias, self.m0 = _padded(b, n, 0), _padded(ra.m0, n, 0)
+        self.shift, self.rnd = _padded(ra.shift, n, 1), _padded(ra.rnd, n, 1)
         self.qmin, self.qmax, self.s_out = int(qmin), int(qmax), float(np.float32(s_out))
 
 
@@ -211,16 +241,16 @@ def _run(xp: np.ndarray, geo: tuple, wpk: np.ndarray, co: int, ep: Epilogue, che
          out: torch.Tensor, ostr: tuple[int, int, int, int], rows: int) -> tuple[int, int, int]:
     n, hp, wp, cp, r, s, sy, sx, ho, wo = geo
     alo, ahi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
-    if ep.m0.size != co:
-        raise ValueError(f"native: {ep.m0.size} rescale multipliers for {co} outputs")
-    bptr = None if ep.bias is None else ep.bias.ctypes.data
+    if ep.co != co:
+        raise ValueError(f"native: {ep.co} rescale multipliers for {co} outputs")
+    bptr = ep.bias.ctypes.data
     args = (xp.ctypes.data, n, hp, wp, cp, wpk.ctypes.data, co, r, s, sy, sx, ho, wo, bptr,
             ep.m0.ctypes.data, ep.shift.ctypes.data, ep.rnd.ctypes.data, ep.qmin, ep.qmax, ep.s_out,
             int(check), alo, ahi, out.data_ptr(), *ostr)
 
-    def part(b: int, e: int) -> tuple[int, int, int]:
+    def part(b: int, e: int, nt: int) -> tuple[int, int, int]:
         st = np.zeros(3, np.int64)
-        _lib.eq_conv_i16(*args, b, e, st.ctypes.data)
+        _lib.eq_conv_i16(*args, b, e, st.ctypes.data, nt)
         return int(st[0]), int(st[1]), int(st[2])
     parts = _parallel(part, rows, 96)
     if not check:

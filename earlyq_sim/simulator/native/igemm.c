@@ -37,13 +37,14 @@ static inline __m256i q8(const float *x, __m256 s, __m256 lo, __m256 hi) {
  * (low half = even channel), which is what eq_conv_i16 broadcasts. dst: scratch of H*W int64. */
 void eq_quantize_nhwc(const float *x, int64_t sn, int64_t sc, int64_t sh, int64_t sw,
                       int N, int C, int H, int W, int ph, int pw, int Cp,
-                      float s, float lo, float hi, int16_t *out, int64_t *dst) {
+                      float s, float lo, float hi, int16_t *out, int64_t *dst, int nthreads) {
     const int Hp = H + 2 * ph, Wp = W + 2 * pw, KP = Cp / 2;
     for (int h = 0; h < H; h++)      /* int32 offset of pixel (h, w) in one padded sample */
         for (int w = 0; w < W; w++) dst[(int64_t)h * W + w] = ((int64_t)(ph + h) * Wp + pw + w) * KP;
     const int64_t row = (int64_t)Wp * Cp;
     const __m256 vs = _mm256_set1_ps(s), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
     const __m256i m16 = _mm256_set1_epi32(0xFFFF);
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int n = 0; n < N; n++) {
         int16_t *on = out + (int64_t)n * Hp * row;
         memset(on, 0, sizeof(int16_t) * ph * row);
@@ -95,8 +96,9 @@ void eq_quantize_nhwc(const float *x, int64_t sn, int64_t sc, int64_t sh, int64_
 
 /* x: float32 rows (M, K), row stride ldx; out: int16 (M, Kp) with zero columns K..Kp-1. */
 void eq_quantize_rows(const float *x, int64_t M, int K, int64_t ldx, int Kp, float s, float lo, float hi,
-                      int16_t *out) {
+                      int16_t *out, int nthreads) {
     const __m256 vs = _mm256_set1_ps(s), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    #pragma omp parallel for num_threads(nthreads) schedule(static) if (M >= 256)
     for (int64_t m = 0; m < M; m++) {
         const float *xr = x + m * ldx;
         int16_t *o = out + m * Kp;
@@ -137,22 +139,82 @@ static inline void tile_out(const int32_t acc[MR][NR], int mr, int co0, int Co, 
     }
 }
 
+/* floor(p / 2^k) per 64-bit lane (AVX2 has no 64-bit arithmetic shift): ~((~p) >> k) for p < 0. */
+static inline __m256i sra64(__m256i p, __m256i k) {
+    const __m256i neg = _mm256_cmpgt_epi64(_mm256_setzero_si256(), p);
+    return _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(p, neg), k), neg);
+}
+
+/* 4 channels: int32 sums -> clamp((v m0 + rnd) >> k, qmin, qmax) as int64 lanes. |v| < 2^31
+ * (the caller's static bound, bias included), so the signed 32x32 -> 64 multiply is exact. */
+static inline __m256i rescale4(__m128i a, const int64_t *b, const int64_t *m, const int64_t *r, const int64_t *k,
+                               __m256i qmin, __m256i qmax) {
+    __m256i v = _mm256_add_epi64(_mm256_cvtepi32_epi64(a), _mm256_loadu_si256((const __m256i *)b));
+    __m256i t = _mm256_add_epi64(_mm256_mul_epi32(v, _mm256_loadu_si256((const __m256i *)m)),
+                                 _mm256_loadu_si256((const __m256i *)r));
+    t = sra64(t, _mm256_loadu_si256((const __m256i *)k));
+    t = _mm256_blendv_epi8(t, qmin, _mm256_cmpgt_epi64(qmin, t));
+    return _mm256_blendv_epi8(t, qmax, _mm256_cmpgt_epi64(t, qmax));
+}
+
+/* The unchecked epilogue, 8 channels per vector; per-channel arrays padded to a multiple of NR. */
+static inline void tile_out_vec(const int32_t acc[MR][NR], int mr, int co0, int Co, const int64_t *bias,
+                                const int64_t *m0, const int64_t *shift, const int64_t *rnd,
+                                int64_t qmin, int64_t qmax, float s_out, float *out, const int64_t *ooff,
+                                int64_t out_sc) {
+    const int nc = Co - co0 < NR ? Co - co0 : NR;
+    const __m256i vqmin = _mm256_set1_epi64x(qmin), vqmax = _mm256_set1_epi64x(qmax);
+    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    const __m256 vs = _mm256_set1_ps(s_out);
+    for (int i = 0; i < mr; i++) {
+        float f[NR];
+        for (int h = 0; h < NR; h += 8) {
+            const __m256i a = _mm256_loadu_si256((const __m256i *)(acc[i] + h));
+            const int c = co0 + h;
+            __m256i lo = rescale4(_mm256_castsi256_si128(a), bias + c, m0 + c, rnd + c, shift + c, vqmin, vqmax);
+            __m256i hi = rescale4(_mm256_extracti128_si256(a, 1), bias + c + 4, m0 + c + 4, rnd + c + 4,
+                                  shift + c + 4, vqmin, vqmax);
+            /* low 32 bits of each lane (the codes fit int32) -> 8 int32 in channel order */
+            lo = _mm256_permutevar8x32_epi32(lo, even);
+            hi = _mm256_permutevar8x32_epi32(hi, even);
+            const __m256i t = _mm256_permute2x128_si256(lo, hi, 0x20);
+            _mm256_storeu_ps(f + h, _mm256_mul_ps(_mm256_cvtepi32_ps(t), vs));
+        }
+        float *o = out + ooff[i] + co0 * out_sc;
+        if (out_sc == 1) {
+            memcpy(o, f, sizeof(float) * nc);
+        } else {
+            for (int j = 0; j < nc; j++) o[j * out_sc] = f[j];
+        }
+    }
+}
+
 /* xp: int16 (N, Hp, Wp, Cp) padded centered codes, Cp even. wpk: packed weight codes
  * [ceil(Co/16)][R*S][Cp/2][16][2]. Output pixel (n, ho, wo) reads xp from row ho*sy, column
  * wo*sx; its value for channel co goes to out[n*o_n + ho*o_h + wo*o_w + co*o_c].
- * A linear layer is N rows with Hp = Wp = R = S = Ho = Wo = 1. stats: (n_clamped, min, max). */
+ * A linear layer is N rows with Hp = Wp = R = S = Ho = Wo = 1. Computes output pixels
+ * [p_begin, p_end) of the flattened (n, ho, wo); stats: (n_clamped, min, max). bias, m0,
+ * shift, rnd: int64 per output channel, padded with zeros (shift: ones) to a multiple of NR. */
 void eq_conv_i16(const int16_t *xp, int N, int Hp, int Wp, int Cp,
                  const int16_t *wpk, int Co, int R, int S, int sy, int sx, int Ho, int Wo,
                  const int64_t *bias, const int64_t *m0, const int64_t *shift, const int64_t *rnd,
                  int64_t qmin, int64_t qmax, float s_out, int check, int64_t alo, int64_t ahi,
                  float *out, int64_t o_n, int64_t o_c, int64_t o_h, int64_t o_w,
-                 int64_t p_begin, int64_t p_end, int64_t *stats) {
+                 int64_t p_begin, int64_t p_end, int64_t *stats, int nthreads) {
     const int KP = Cp / 2, T = R * S, NB = (Co + NR - 1) / NR;
-    const int64_t HWo = (int64_t)Ho * Wo;
+    const int64_t HWo = (int64_t)Ho * Wo, nblk = (p_end - p_begin + MR - 1) / MR;
+    const int KR = S * KP;      /* channel pairs per kernel row */
+    int64_t toff[R];
+    for (int t = 0; t < R; t++) toff[t] = (int64_t)t * Wp * Cp / 2;   /* in int32 units */
+    int64_t nbad = 0, gmin = INT64_MAX, gmax = INT64_MIN;
+    /* rows are split across threads (torch's OpenMP pool: the library binds to the libgomp
+     * that torch has already loaded, so no second pool competes for the cores) */
+    #pragma omp parallel num_threads(nthreads) if (nblk >= 16)
+    {
     int64_t st[3] = {0, INT64_MAX, INT64_MIN};
-    int64_t toff[T];
-    for (int t = 0; t < T; t++) toff[t] = ((int64_t)(t / S) * Wp + t % S) * Cp / 2;   /* in int32 units */
-    for (int64_t p0 = p_begin; p0 < p_end; p0 += MR) {
+    #pragma omp for schedule(static)
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        const int64_t p0 = p_begin + blk * MR;
         const int mr = p_end - p0 < MR ? (int)(p_end - p0) : MR;
         const int32_t *base[MR];
         int64_t ooff[MR];
@@ -166,11 +228,11 @@ void eq_conv_i16(const int16_t *xp, int N, int Hp, int Wp, int Cp,
             const int16_t *bp = wpk + (int64_t)jb * T * KP * 2 * NR;
             __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
                     c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-            for (int t = 0; t < T; t++) {
+            for (int t = 0; t < R; t++) {          /* one kernel row: its S taps are contiguous in NHWC */
                 const int32_t *a0 = base[0] + toff[t], *a1 = base[1] + toff[t], *a2 = base[2] + toff[t],
                               *a3 = base[3] + toff[t], *a4 = base[4] + toff[t], *a5 = base[5] + toff[t];
-                const int16_t *bt = bp + (int64_t)t * KP * 2 * NR;
-                for (int kp = 0; kp < KP; kp++) {
+                const int16_t *bt = bp + (int64_t)t * S * KP * 2 * NR;
+                for (int kp = 0; kp < KR; kp++) {
                     const __m256i b0 = _mm256_loadu_si256((const __m256i *)(bt + kp * 2 * NR));
                     const __m256i b1 = _mm256_loadu_si256((const __m256i *)(bt + kp * 2 * NR + NR));
                     __m256i a;
@@ -189,9 +251,29 @@ void eq_conv_i16(const int16_t *xp, int N, int Hp, int Wp, int Cp,
             _mm256_storeu_si256((__m256i *)acc[3], c30); _mm256_storeu_si256((__m256i *)(acc[3] + 8), c31);
             _mm256_storeu_si256((__m256i *)acc[4], c40); _mm256_storeu_si256((__m256i *)(acc[4] + 8), c41);
             _mm256_storeu_si256((__m256i *)acc[5], c50); _mm256_storeu_si256((__m256i *)(acc[5] + 8), c51);
-            tile_out((const int32_t(*)[NR])acc, mr, jb * NR, Co, bias, m0, shift, rnd, qmin, qmax, s_out,
-                     check, alo, ahi, out, ooff, o_c, st);
+            if (check)
+                tile_out((const int32_t(*)[NR])acc, mr, jb * NR, Co, bias, m0, shift, rnd, qmin, qmax, s_out,
+                         check, alo, ahi, out, ooff, o_c, st);
+            else
+                tile_out_vec((const int32_t(*)[NR])acc, mr, jb * NR, Co, bias, m0, shift, rnd, qmin, qmax, s_out,
+                             out, ooff, o_c);
         }
     }
-    stats[0] = st[0]; stats[1] = st[1]; stats[2] = st[2];
+    #pragma omp critical
+    {
+        nbad += st[0];
+        if (st[1] < gmin) gmin = st[1];
+        if (st[2] > gmax) gmax = st[2];
+    }
+    }
+    stats[0] = nbad; stats[1] = gmin; stats[2] = gmax;
+}
+
+/* 1 when built with OpenMP (the Python side then leaves threading to the library). */
+int eq_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
 }
