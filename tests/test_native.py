@@ -65,8 +65,8 @@ def make_inputs(rng, shape, scale, lo, hi, edge: bool) -> torch.Tensor:
     return x
 
 
-@settings(max_examples=120, deadline=None)
-@given(n=st.integers(1, 3), c=st.integers(1, 21), h=st.integers(1, 9), w=st.integers(1, 9),
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 40), h=st.integers(1, 9), w=st.integers(1, 9),
        co=st.integers(1, 37), k=st.sampled_from([(1, 1), (3, 3), (1, 3), (2, 2)]), stride=st.integers(1, 2),
        pad=st.integers(0, 2), abits=st.integers(2, 8), wbits=st.integers(2, 8), signed=st.booleans(),
        acc_bits=st.sampled_from([12, 16, 20, 32]), use_bias=st.booleans(), layout=st.sampled_from(["nchw", "cl"]),

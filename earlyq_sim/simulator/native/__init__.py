@@ -176,12 +176,27 @@ def _parallel(fn, n_items: int, grain: int) -> list:
     return [f.result() for f in futs]
 
 
+_tls = threading.local()
+
+
+def _scratch(shape: tuple[int, ...]) -> np.ndarray:
+    """An int16 array of ``shape`` in a per-thread buffer that only grows. The codes live only
+    for one layer call; a fresh multi-MB allocation per call would be paged in (faulted) anew
+    every time, which cost more than the quantization itself."""
+    size = int(np.prod(shape))
+    buf = getattr(_tls, "buf", None)
+    if buf is None or buf.size < size:
+        buf = _tls.buf = np.empty(max(size, 1 << 16), np.int16)
+    return buf[:size].reshape(shape)
+
+
 def _quantize_4d(x: torch.Tensor, scale: float, lo: float, hi: float, ph: int, pw: int) -> tuple[np.ndarray, int]:
-    """float32 (N, C, H, W), any strides -> int16 padded NHWC codes (N, H+2ph, W+2pw, Cp)."""
+    """float32 (N, C, H, W), any strides -> int16 padded NHWC codes (N, H+2ph, W+2pw, Cp), in
+    this thread's scratch buffer (valid until the next call)."""
     lib = _lib
     n, c, h, w = x.shape
     cp = c + (c & 1)
-    xp = np.empty((n, h + 2 * ph, w + 2 * pw, cp), np.int16)
+    xp = _scratch((n, h + 2 * ph, w + 2 * pw, cp))
     sn, sc, sh, sw = x.stride()
     per = xp[0].size
     base, obase = x.data_ptr(), xp.ctypes.data
@@ -195,7 +210,7 @@ def _quantize_4d(x: torch.Tensor, scale: float, lo: float, hi: float, ph: int, p
 
 
 def _quantize_rows(x: torch.Tensor, scale: float, lo: float, hi: float) -> tuple[np.ndarray, int]:
-    """float32 (..., K) -> int16 rows (M, Kp), Kp = K rounded up to even."""
+    """float32 (..., K) -> int16 rows (M, Kp), Kp = K rounded up to even (scratch buffer)."""
     k = x.shape[-1]
     kp = k + (k & 1)
     if x.dim() == 3 and x.stride(-1) != 1 and x.stride(-2) == 1:
@@ -207,7 +222,7 @@ def _quantize_rows(x: torch.Tensor, scale: float, lo: float, hi: float) -> tuple
     if x2.stride(-1) != 1:
         x2 = x2.contiguous()
     m = x2.shape[0]
-    out = np.empty((m, kp), np.int16)
+    out = _scratch((m, kp))
     ld, base, obase = x2.stride(0), x2.data_ptr(), out.ctypes.data
     _parallel(lambda b, e, nt: _lib.eq_quantize_rows(base + 4 * b * ld, e - b, k, ld, kp, scale, lo, hi,
                                                      obase + 2 * b * kp, nt), m, 256)

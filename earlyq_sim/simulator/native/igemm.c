@@ -65,29 +65,68 @@ void eq_quantize_nhwc(const float *x, int64_t sn, int64_t sc, int64_t sh, int64_
             }
             continue;
         }
-        /* channel pair outermost: two sequential read streams (one per channel plane); the
-         * scattered 4-byte stores land in this sample's output, which stays in L1/L2. With
-         * sh == W the plane is flat and chunks of 8 may span rows (dst holds each offset). */
+        /* Blocks of 8 channel pairs x 8 pixels: 16 sequential read streams (one per channel
+         * plane), an 8x8 transpose of the int32 pair words in registers, then one 32-byte store
+         * per pixel (4-byte scattered stores thrash L1 once a sample's codes outgrow it). With
+         * sh == W the plane is flat and a block may span rows (dst holds each pixel's offset). */
         const int flat = sh == W;
-        const int64_t HW = (int64_t)H * W;
-        for (int k = 0; k < KP; k++) {
-            int32_t *o32 = (int32_t *)on + k;
+        int32_t *o32 = (int32_t *)on;
+        int k0 = 0;
+        if (flat) {
+            const int64_t HW = (int64_t)H * W;
+            const float *xn = x + n * sn;
+            for (; 2 * (k0 + 8) <= C; k0 += 8) {
+                int64_t i = 0;
+                for (; i + 8 <= HW; i += 8) {
+                    __m256i r[8];
+                    for (int j = 0; j < 8; j++) {
+                        const float *x0 = xn + (int64_t)(2 * (k0 + j)) * sc + i;
+                        r[j] = _mm256_or_si256(_mm256_and_si256(q8(x0, vs, vlo, vhi), m16),
+                                               _mm256_slli_epi32(q8(x0 + sc, vs, vlo, vhi), 16));
+                    }
+                    /* transpose: r[j] lane p = pair j of pixel p  ->  t[p] lane j */
+                    __m256i a0 = _mm256_unpacklo_epi32(r[0], r[1]), a1 = _mm256_unpackhi_epi32(r[0], r[1]);
+                    __m256i a2 = _mm256_unpacklo_epi32(r[2], r[3]), a3 = _mm256_unpackhi_epi32(r[2], r[3]);
+                    __m256i a4 = _mm256_unpacklo_epi32(r[4], r[5]), a5 = _mm256_unpackhi_epi32(r[4], r[5]);
+                    __m256i a6 = _mm256_unpacklo_epi32(r[6], r[7]), a7 = _mm256_unpackhi_epi32(r[6], r[7]);
+                    __m256i b0 = _mm256_unpacklo_epi64(a0, a2), b1 = _mm256_unpackhi_epi64(a0, a2);
+                    __m256i b2 = _mm256_unpacklo_epi64(a1, a3), b3 = _mm256_unpackhi_epi64(a1, a3);
+                    __m256i b4 = _mm256_unpacklo_epi64(a4, a6), b5 = _mm256_unpackhi_epi64(a4, a6);
+                    __m256i b6 = _mm256_unpacklo_epi64(a5, a7), b7 = _mm256_unpackhi_epi64(a5, a7);
+                    __m256i t[8];
+                    t[0] = _mm256_permute2x128_si256(b0, b4, 0x20); t[4] = _mm256_permute2x128_si256(b0, b4, 0x31);
+                    t[1] = _mm256_permute2x128_si256(b1, b5, 0x20); t[5] = _mm256_permute2x128_si256(b1, b5, 0x31);
+                    t[2] = _mm256_permute2x128_si256(b2, b6, 0x20); t[6] = _mm256_permute2x128_si256(b2, b6, 0x31);
+                    t[3] = _mm256_permute2x128_si256(b3, b7, 0x20); t[7] = _mm256_permute2x128_si256(b3, b7, 0x31);
+                    for (int p = 0; p < 8; p++) _mm256_storeu_si256((__m256i *)(o32 + dst[i + p] + k0), t[p]);
+                }
+                for (; i < HW; i++)
+                    for (int j = 0; j < 8; j++) {
+                        const float *x0 = xn + (int64_t)(2 * (k0 + j)) * sc;
+                        uint32_t lo16 = (uint16_t)(int16_t)q1(x0[i], s, lo, hi);
+                        uint32_t hi16 = (uint16_t)(int16_t)q1(x0[i + sc], s, lo, hi);
+                        o32[dst[i] + k0 + j] = (int32_t)(lo16 | (hi16 << 16));
+                    }
+            }
+        }
+        /* remaining channel pairs (and non-flat inputs): one pair at a time */
+        for (int k = k0; k < KP; k++) {
             for (int h = 0; h < (flat ? 1 : H); h++) {
                 const float *x0 = x + n * sn + h * sh + (int64_t)(2 * k) * sc;
                 const float *x1 = 2 * k + 1 < C ? x0 + sc : NULL;
-                const int64_t len = flat ? HW : W, d0 = flat ? 0 : (int64_t)h * W;
+                const int64_t len = flat ? (int64_t)H * W : W, d0 = flat ? 0 : (int64_t)h * W;
                 int64_t i = 0;
                 for (; i + 8 <= len; i += 8) {
                     __m256i v = _mm256_and_si256(q8(x0 + i, vs, vlo, vhi), m16);
                     if (x1) v = _mm256_or_si256(v, _mm256_slli_epi32(q8(x1 + i, vs, vlo, vhi), 16));
                     int32_t t[8];
                     _mm256_storeu_si256((__m256i *)t, v);
-                    for (int j = 0; j < 8; j++) o32[dst[d0 + i + j]] = t[j];
+                    for (int j = 0; j < 8; j++) o32[dst[d0 + i + j] + k] = t[j];
                 }
                 for (; i < len; i++) {
                     uint32_t lo16 = (uint16_t)(int16_t)q1(x0[i], s, lo, hi);
                     uint32_t hi16 = x1 ? (uint16_t)(int16_t)q1(x1[i], s, lo, hi) : 0;
-                    o32[dst[d0 + i]] = (int32_t)(lo16 | (hi16 << 16));
+                    o32[dst[d0 + i] + k] = (int32_t)(lo16 | (hi16 << 16));
                 }
             }
         }
@@ -166,8 +205,8 @@ static inline void tile_out_vec(const int32_t acc[MR][NR], int mr, int co0, int 
     const __m256i vqmin = _mm256_set1_epi64x(qmin), vqmax = _mm256_set1_epi64x(qmax);
     const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     const __m256 vs = _mm256_set1_ps(s_out);
+    float f[MR][NR];
     for (int i = 0; i < mr; i++) {
-        float f[NR];
         for (int h = 0; h < NR; h += 8) {
             const __m256i a = _mm256_loadu_si256((const __m256i *)(acc[i] + h));
             const int c = co0 + h;
@@ -178,13 +217,15 @@ static inline void tile_out_vec(const int32_t acc[MR][NR], int mr, int co0, int 
             lo = _mm256_permutevar8x32_epi32(lo, even);
             hi = _mm256_permutevar8x32_epi32(hi, even);
             const __m256i t = _mm256_permute2x128_si256(lo, hi, 0x20);
-            _mm256_storeu_ps(f + h, _mm256_mul_ps(_mm256_cvtepi32_ps(t), vs));
+            _mm256_storeu_ps(f[i] + h, _mm256_mul_ps(_mm256_cvtepi32_ps(t), vs));
         }
-        float *o = out + ooff[i] + co0 * out_sc;
-        if (out_sc == 1) {
-            memcpy(o, f, sizeof(float) * nc);
-        } else {
-            for (int j = 0; j < nc; j++) o[j * out_sc] = f[j];
+    }
+    if (out_sc == 1) {                  /* channels innermost: one contiguous run per pixel */
+        for (int i = 0; i < mr; i++) memcpy(out + ooff[i] + co0, f[i], sizeof(float) * nc);
+    } else {                            /* NCHW: per channel, the tile's pixels are (mostly) adjacent */
+        for (int j = 0; j < nc; j++) {
+            float *oc = out + (int64_t)(co0 + j) * out_sc;
+            for (int i = 0; i < mr; i++) oc[ooff[i]] = f[i][j];
         }
     }
 }
@@ -218,11 +259,21 @@ void eq_conv_i16(const int16_t *xp, int N, int Hp, int Wp, int Cp,
         const int mr = p_end - p0 < MR ? (int)(p_end - p0) : MR;
         const int32_t *base[MR];
         int64_t ooff[MR];
+        /* divide once per block, then step (64-bit divisions per pixel cost more than a 1x1
+         * conv's whole tile) */
+        int64_t n = p0 / HWo, ho = (p0 % HWo) / Wo, wo = p0 % Wo;
         for (int i = 0; i < MR; i++) {
-            const int64_t p = p0 + (i < mr ? i : 0);
-            const int64_t n = p / HWo, rem = p % HWo, ho = rem / Wo, wo = rem % Wo;
+            if (i >= mr) {              /* rows past the end repeat row 0 and are not stored */
+                base[i] = base[0];
+                ooff[i] = ooff[0];
+                continue;
+            }
             base[i] = (const int32_t *)(xp + ((n * Hp + ho * sy) * Wp + wo * sx) * Cp);
             ooff[i] = n * o_n + ho * o_h + wo * o_w;
+            if (++wo == Wo) {
+                wo = 0;
+                if (++ho == Ho) { ho = 0; n++; }
+            }
         }
         for (int jb = 0; jb < NB; jb++) {
             const int16_t *bp = wpk + (int64_t)jb * T * KP * 2 * NR;
