@@ -1,6 +1,7 @@
 """Per-layer speed of the native i16 conv (quantize + exact int32 GEMM + rescale, one call) vs
-float32 convs (mkldnn, NCHW and NHWC) on the conv shapes of the shipped fmnist16 UNet, and vs
-``torch._int_mm`` on one GEMM shape.
+float32 convs (mkldnn, NCHW and NHWC) on the conv shapes of the shipped fmnist16 UNet, vs
+``torch._int_mm`` on one GEMM shape, and the register-only peak of ``vpmaddwd`` vs float32 FMA
+(``peak_madd.c``).
 
 Usage: .venv/bin/python benchmarks/bench_native_conv.py [--threads 1] [--repeats 7] [--batch 64]
 
@@ -11,7 +12,11 @@ per second.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,6 +38,19 @@ def best(f, repeats: int) -> float:
         f()
         out = min(out, time.perf_counter() - t)
     return out
+
+
+def peak() -> str:
+    """Compile and run peak_madd.c (register-only vpmaddwd vs FMA throughput), if a compiler exists."""
+    src = Path(__file__).with_name("peak_madd.c")
+    with tempfile.TemporaryDirectory() as d:
+        exe = os.path.join(d, "peak")
+        try:
+            subprocess.run([os.environ.get("CC", "cc"), "-O2", "-mavx2", "-mfma", str(src), "-o", exe], check=True,
+                           capture_output=True, timeout=60)
+            return subprocess.run([exe], check=True, capture_output=True, text=True, timeout=120).stdout.strip()
+        except (OSError, subprocess.SubprocessError) as e:
+            return f"peak test not run: {e}"
 
 
 def main() -> None:
@@ -72,6 +90,7 @@ def main() -> None:
     t_int = best(lambda: torch._int_mm(a8, b8), 2)
     t_f32 = best(lambda: af @ bf, a.repeats)
     print(f"GEMM 4096x1152x128: torch._int_mm {t_int * 1e3:.1f} ms, float32 matmul {t_f32 * 1e3:.1f} ms")
+    print("one core, registers only:", peak())
 
 
 if __name__ == "__main__":

@@ -234,3 +234,10 @@ def test_build_is_cached_and_keyed(tmp_path, monkeypatch):
     p2 = native._build()
     assert p1 == p2 and p2.stat().st_mtime_ns == mtime and p1.parent == tmp_path
     assert [f.name for f in tmp_path.iterdir()] == [p1.name]     # no temp files left behind
+
+
+def test_build_without_compiler_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("EARLYQ_NATIVE_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    with pytest.raises(RuntimeError, match="no-such-cc"):
+        native._build()

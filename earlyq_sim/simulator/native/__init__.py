@@ -82,16 +82,22 @@ def _build() -> Path:
     src = SRC.read_bytes()
     cc = os.environ.get("CC", "cc")
     err = None
+    # an unwritable cache directory (read-only home) falls back to the temp directory
+    dirs = [_cache_dir(), Path(tempfile.gettempdir()) / f"earlyq-sim-native-{os.getuid()}"]
     for flags in (FLAGS + ["-fopenmp"], FLAGS):
         key = hashlib.sha256(src + " ".join([cc] + flags).encode()).hexdigest()[:16]
-        out = _cache_dir() / f"igemm-{key}.so"
-        if out.is_file():
-            return out
-        try:
-            _compile(cc, flags, out)
-            return out
-        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-            err = e
+        for d in dirs:
+            out = d / f"igemm-{key}.so"
+            if out.is_file():
+                return out
+            try:
+                _compile(cc, flags, out)
+                return out
+            except OSError as e:            # this directory: try the next one
+                err = e
+            except (RuntimeError, subprocess.SubprocessError) as e:     # the compiler: next flags
+                err = e
+                break
     raise RuntimeError(str(err))
 
 
