@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -70,22 +71,35 @@ def register(cli, schedule_options) -> None:
         sch = _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps)
         unet = load_unet(model)
         cfg = scheduler_config_for(model)
+        run_info: dict = {}
         if full_precision:
+            t0 = time.perf_counter()
             imgs = run_sample(unet, None, n_images, seed, sampler, sch.num_steps, batch_size, eta, cfg)
         else:
             if calibration is not None and not Path(calibration).is_file():
                 raise UserError(f"--calibration {calibration}: file not found")
             qm = quantize_and_calibrate(unet, sch, n_calib=calib_n, range_mode=range_mode, sampler=sampler, eta=eta,
                                         batch_size=batch_size, scheduler_config=cfg, load=calibration)
+            qm.qstate.engine_calls.clear()
+            qm.qstate.saturated.clear()
+            t0 = time.perf_counter()
             imgs = run_sample(qm, sch, n_images, seed, sampler, None, batch_size, eta, cfg, mode=mode)
+            if mode == "int":       # which exact kernels ran (all give the same bits) and any saturation
+                run_info = {"gemm_engine_calls": dict(qm.qstate.engine_calls),
+                            "accumulator_saturated": int(sum(qm.qstate.saturated.values()))}
+        secs = time.perf_counter() - t0
         out = Path(out_dir)
         save_grid_png(out / "samples.png", imgs[:256])
         write_npy(out / "samples.npy", imgs)
         write_json(out / "sample.json", {"model": model, "n": n_images, "seed": seed, "sampler": sampler, "eta": eta,
                                          "arithmetic": "float32" if full_precision else mode,
                                          "schedule": None if full_precision else sch.to_dict(),
-                                         "range_mode": range_mode, "calibration": calibration})
-        click.echo(f"wrote {n_images} images ({'fp32' if full_precision else sch.label}, {mode}) to {out}")
+                                         "range_mode": range_mode, "calibration": calibration,
+                                         "sampling_seconds": round(secs, 3), "threads": threads, **run_info})
+        engines = ", ".join(f"{k} x{v}" for k, v in run_info.get("gemm_engine_calls", {}).items())
+        click.echo(f"wrote {n_images} images ({'fp32' if full_precision else sch.label}, {mode}) to {out}; "
+                   f"sampling {secs:.1f} s ({n_images / secs:.1f} images/s, {threads} thread(s))"
+                   + (f"; GEMM engines: {engines}" if engines else ""))
 
     @cli.command()
     @click.option("--model", default=QUALITY_MODEL, show_default=True)
