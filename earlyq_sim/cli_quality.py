@@ -51,9 +51,13 @@ def register(cli, schedule_options) -> None:
     @click.option("--calibration", type=click.Path(dir_okay=False), default=None,
                   help="Load a calibration file from `earlyq-sim calibrate` instead of calibrating.")
     @click.option("--calib-n", type=int, default=64, show_default=True)
+    @click.option("--engine", type=click.Choice(["auto", "i16", "f32", "f64", "int8"]), default="auto",
+                  show_default=True,
+                  help="Exact integer GEMM kernels (all give the same bits): auto = i16 (int16/int32 AVX2 C "
+                       "kernels) where available, else float32/float64 GEMMs proved exact; int8 = torch._int_mm.")
     @_sampler_options
     def sample(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps,
-               n_images, seed, out_dir, full_precision, mode, calibration, calib_n, sampler, eta, range_mode,
+               n_images, seed, out_dir, full_precision, mode, calibration, calib_n, engine, sampler, eta, range_mode,
                batch_size, threads):
         """Generate images under a precision schedule (integer emulation) and write a PNG grid and .npy."""
         from earlyq_sim.models.loader import load_unet
@@ -79,13 +83,13 @@ def register(cli, schedule_options) -> None:
             if calibration is not None and not Path(calibration).is_file():
                 raise UserError(f"--calibration {calibration}: file not found")
             qm = quantize_and_calibrate(unet, sch, n_calib=calib_n, range_mode=range_mode, sampler=sampler, eta=eta,
-                                        batch_size=batch_size, scheduler_config=cfg, load=calibration)
+                                        batch_size=batch_size, scheduler_config=cfg, load=calibration, engine=engine)
             qm.qstate.engine_calls.clear()
             qm.qstate.saturated.clear()
             t0 = time.perf_counter()
             imgs = run_sample(qm, sch, n_images, seed, sampler, None, batch_size, eta, cfg, mode=mode)
             if mode == "int":       # which exact kernels ran (all give the same bits) and any saturation
-                run_info = {"gemm_engine_calls": dict(qm.qstate.engine_calls),
+                run_info = {"engine": engine, "gemm_engine_calls": dict(qm.qstate.engine_calls),
                             "accumulator_saturated": int(sum(qm.qstate.saturated.values()))}
         secs = time.perf_counter() - t0
         out = Path(out_dir)

@@ -41,15 +41,16 @@ def test_bad_input_one_line(args, word, run_cli, tmp_path):
 
 def test_sample_writes_images_and_run_record_deterministically(run_cli, tmp_path):
     """`earlyq-sim sample` on the shipped model: PNG grid, .npy and sample.json (schedule, which
-    exact kernels ran, saturation, time); the same seed and schedule give byte-identical images."""
+    exact kernels ran, saturation, time); the same seed and schedule give byte-identical images,
+    also with another exact engine."""
     import json
 
     import numpy as np
     args = ["sample", "--n", "4", "--steps", "4", "--calib-n", "4", "--batch-size", "4", "--seed", "3"]
     runs = []
-    for name in ("a", "b"):
+    for name, extra in (("a", []), ("b", []), ("c", ["--engine", "f32"])):
         out = tmp_path / name
-        code, text, err = run_cli(args + ["--out", str(out)])
+        code, text, err = run_cli(args + extra + ["--out", str(out)])
         assert code == 0, err
         assert "images/s" in text and "GEMM engines:" in text
         rec = json.loads((out / "sample.json").read_text())
@@ -58,4 +59,5 @@ def test_sample_writes_images_and_run_record_deterministically(run_cli, tmp_path
         assert rec["sampling_seconds"] > 0 and (out / "samples.png").stat().st_size > 0
         runs.append((out / "samples.npy").read_bytes())
         assert np.load(out / "samples.npy").shape[0] == 4
-    assert runs[0] == runs[1]
+    assert runs[0] == runs[1] == runs[2]          # same seed: same bytes, with any exact engine
+    assert "f32" in rec["gemm_engine_calls"] and "i16" not in rec["gemm_engine_calls"]
