@@ -66,3 +66,19 @@ def test_bad_arch_yaml_names_file_and_field(tmp_path, run_cli):
     p.write_text(text)
     code, _, err = run_cli(["run", "--arch", str(p), "--model", "ddpm-cifar10"])
     assert code == 2 and "bad.yaml" in err and "rows" in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_with_quality_on_shipped_model(run_cli, tmp_path, isolated_cache):
+    """The main job end to end on the shipped model at a small size: cost table and the image
+    quality table (FD, precision/recall, PSNR/SSIM, sampling and calibration seconds) in the
+    output and in summary.json."""
+    import json
+    code, out, err = run_cli(["run", "--model", "fmnist16", "--arch", "stripes", "--steps", "4", "--n", "4",
+                              "--calib-n", "4", "--out", str(tmp_path)])
+    assert code == 0, err
+    assert "image quality: fmnist16, 4 images" in out and "sample s" in out and "calib s" in out
+    runs = json.loads((tmp_path / "summary.json").read_text())["quality"]["runs"]
+    assert [r["run"] for r in runs] == ["full precision", "baseline", "schedule"]
+    assert runs[0]["calib_seconds"] is None and all(r["calib_seconds"] > 0 for r in runs[1:])
+    assert all(r["sample_seconds"] > 0 and r["fd"] is not None for r in runs)
+    assert runs[1]["psnr_db_mean"] is not None and runs[0]["psnr_db_mean"] is None
