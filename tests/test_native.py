@@ -241,3 +241,12 @@ def test_build_without_compiler_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     with pytest.raises(RuntimeError, match="no-such-cc"):
         native._build()
+
+
+def test_non_float32_input_is_rejected():
+    ep = native.Epilogue(None, Rescale.make(np.full(2, 0.5), 32, (2,)).arrays, -127, 127, 1.0)
+    wpk = native.pack_weight(torch.ones(2, 3, dtype=torch.int64))
+    with pytest.raises(TypeError, match="float32"):
+        native.linear(torch.ones(4, 3, dtype=torch.float64), 1.0, -8.0, 7.0, wpk, 2, ep, False, 32)
+    out = native.linear(torch.ones(0, 3), 1.0, -8.0, 7.0, wpk, 2, ep, False, 32)[0]    # no rows: empty output
+    assert out.shape == (0, 2)

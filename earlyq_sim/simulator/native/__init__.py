@@ -201,6 +201,13 @@ def _scratch(shape: tuple[int, ...]) -> np.ndarray:
     return buf[:size].reshape(shape)
 
 
+def _check_input(x: torch.Tensor) -> None:
+    if _load() is None:
+        raise RuntimeError(f"native kernels unavailable: {_reason}")
+    if x.dtype != torch.float32 or x.device.type != "cpu":
+        raise TypeError(f"native: float32 CPU input expected, got {x.dtype} on {x.device}")
+
+
 def _quantize_4d(x: torch.Tensor, scale: float, lo: float, hi: float, ph: int, pw: int) -> tuple[np.ndarray, int]:
     """float32 (N, C, H, W), any strides -> int16 padded NHWC codes (N, H+2ph, W+2pw, Cp), in
     this thread's scratch buffer (valid until the next call)."""
@@ -291,8 +298,7 @@ def conv2d(x: torch.Tensor, scale: float, lo: float, hi: float, wpk: np.ndarray,
     codes), convolve exactly with the packed weight codes, add the integer bias, check the
     ``acc_bits`` accumulator, rescale and dequantize. Returns (out, n_clamped, acc_min, acc_max);
     min/max are only meaningful with ``check``."""
-    if _load() is None:
-        raise RuntimeError(f"native kernels unavailable: {_reason}")
+    _check_input(x)
     n, c, h, w = x.shape
     (r, s), (sy, sx), (ph, pw) = ksize, stride, padding
     xp, cp = _quantize_4d(x, scale, lo, hi, ph, pw)
@@ -308,8 +314,7 @@ def conv2d(x: torch.Tensor, scale: float, lo: float, hi: float, wpk: np.ndarray,
 def linear(x: torch.Tensor, scale: float, lo: float, hi: float, wpk: np.ndarray, n_out: int, ep: Epilogue,
            check: bool, acc_bits: int) -> tuple[torch.Tensor, int, int, int]:
     """The same for ``x`` (..., K) and a linear layer's packed codes; output (..., n_out)."""
-    if _load() is None:
-        raise RuntimeError(f"native kernels unavailable: {_reason}")
+    _check_input(x)
     xq, kp = _quantize_rows(x, scale, lo, hi)
     m = xq.shape[0]
     out = torch.empty((*x.shape[:-1], n_out), dtype=torch.float32)
