@@ -69,40 +69,36 @@ def categorize(events) -> dict[str, float]:
 
 @contextlib.contextmanager
 def fused_events():
-    """Label the fused numba kernels as profiler events (they are invisible to torch otherwise)."""
+    """Label the fused numba kernels and the native C calls as profiler events (both are
+    invisible to torch otherwise)."""
     try:
         from earlyq_sim.simulator import fused_kernels as fk
     except ImportError:         # before the fused kernels existed
         yield
         return
-    saved = {n: getattr(fk, n) for n in FUSED if hasattr(fk, n)}
     try:
         from earlyq_sim.simulator import native
-        nsaved = {n: getattr(native, n) for n in ("conv2d", "linear")}
     except ImportError:         # before the native engine existed
-        native, nsaved = None, {}
+        native = None
+    # (module, function names, event prefix): the numba passes and the C engine
+    targets = [(fk, [n for n in FUSED if hasattr(fk, n)], "fused::")]
+    if native is not None:
+        targets.append((native, ["conv2d", "linear"], "native::"))
+    saved = [(mod, n, getattr(mod, n)) for mod, names, _ in targets for n in names]
 
-    def labelled(name, f):
+    def labelled(label, f):
         def g(*a, **k):
-            with torch.profiler.record_function("fused::" + name):
+            with torch.profiler.record_function(label):
                 return f(*a, **k)
         return g
-    def labelled_native(name, f):
-        def g(*a, **k):
-            with torch.profiler.record_function("native::" + name):
-                return f(*a, **k)
-        return g
-    for n, f in saved.items():
-        setattr(fk, n, labelled(n, f))
-    for n, f in nsaved.items():
-        setattr(native, n, labelled_native(n, f))
+    for mod, names, prefix in targets:
+        for n in names:
+            setattr(mod, n, labelled(prefix + n, getattr(mod, n)))
     try:
         yield
     finally:
-        for n, f in saved.items():
-            setattr(fk, n, f)
-        for n, f in nsaved.items():
-            setattr(native, n, f)
+        for mod, n, f in saved:
+            setattr(mod, n, f)
 
 
 def profile_best(f, repeats: int = 3) -> dict[str, float]:

@@ -175,15 +175,33 @@ def int_finish(acc: torch.Tensor, rs: Rescale, po: QParams, state: QuantState, w
     static ``bound`` on |acc| already proves the accumulator cannot overflow. ``chan_dim``: axis
     of per-channel multipliers; ``memory_format`` of a 4-D output."""
     bits = state.cfg.acc_bits
-    hi = (1 << (bits - 1)) - 1
-    check = bound is None or bound > hi
-    out, n, amin, amax = fk.requant_dequant(acc, rs.arrays, po.qmin, po.qmax, po.scale, chan_dim, bits, check,
-                                            memory_format)
-    if n:
-        if state.cfg.overflow == "error":
-            ik.raise_overflow(where, amax if amax > hi else amin, bits)
-        state.saturated[where] += n
+    out, *res = fk.requant_dequant(acc, rs.arrays, po.qmin, po.qmax, po.scale, chan_dim, bits,
+                                   needs_check(state, bound), memory_format)
+    report_overflow(state, where, *res)
     return out
+
+
+def needs_check(state: QuantState, bound: float | None) -> bool:
+    """Whether sums must be checked at run time: no static ``bound`` on |acc| proves that they
+    fit the ``acc_bits`` accumulator."""
+    return bound is None or bound > (1 << (state.cfg.acc_bits - 1)) - 1
+
+
+def report_overflow(state: QuantState, where: str, n: int, amin: int, amax: int) -> None:
+    """Apply the overflow policy to ``n`` sums found outside the accumulator (extremes ``amin``,
+    ``amax``): raise under 'error', count under 'saturate' (they were clamped)."""
+    if n:
+        bits = state.cfg.acc_bits
+        if state.cfg.overflow == "error":
+            ik.raise_overflow(where, amax if amax > (1 << (bits - 1)) - 1 else amin, bits)
+        state.saturated[where] += n
+
+
+def engine_bias(bq: torch.Tensor | None, eng: str) -> torch.Tensor | None:
+    """The integer bias in a torch engine's dtype (exact: |bias| is within the GEMM's bound)."""
+    if bq is None or eng == "int8":
+        return bq
+    return bq.to(torch.float32 if eng == "f32" else torch.float64)
 
 
 class _QuantGemm(nn.Module):
@@ -233,7 +251,7 @@ class _QuantGemm(nn.Module):
             eng, chunks = self.state.cfg.engine, None
             if eng == "i16" and not native.available():
                 raise UserError(f"engine: i16 is unavailable here ({native.reason()}); use auto or f32")
-            if eng in ("auto", "i16") and native.fits(pa.centered, wq.qmax, bound) and native.available():
+            if eng in ("auto", "i16") and native.available() and native.fits(pa.centered, wq.qmax, bound):
                 eng = "i16"
             elif eng in ("auto", "i16", "f32") and bound > ik.F32_EXACT:
                 chunks = ik.plan_chunks(cabs, pa.amax_centered, babs)
@@ -250,9 +268,7 @@ class _QuantGemm(nn.Module):
                 # conv engines run channels-last (faster here; exact in any layout), weight cached so
                 w_run = wq.codes.contiguous(memory_format=torch.channels_last) \
                     if self.chan_dim == 1 and eng != "int8" else wq.codes
-                # bias in the engine's dtype once (exact: |bias| is within the same bound)
-                b_run = bq if bq is None or eng == "int8" else bq.to(torch.float32 if eng == "f32" else torch.float64)
-                epi = None
+                b_run, epi = engine_bias(bq, eng), None       # bias in the engine's dtype once
             self._plans[key] = dict(
                 wq=wq, bq=bq, bound=bound, engine=eng, chunks=chunks, w_run=w_run, b_run=b_run,
                 wsum=wsum, babs=babs, rescale=rescale, epilogue=epi)
@@ -291,7 +307,7 @@ class _QuantGemm(nn.Module):
                 return self.native_forward(x, pa, pl, fmt)
             # the native quantize divides in float32; other dtypes take the exact torch engines
             eng, w_run = ik.pick_engine("f32", pl["bound"]), wq.codes
-            b_run = None if pl["bq"] is None else pl["bq"].to(torch.float32 if eng == "f32" else torch.float64)
+            b_run = engine_bias(pl["bq"], eng)
         st.engine_calls[eng] += 1
         qmax = wq.qmax
         cl = self.chan_dim == 1 and eng != "int8"
@@ -308,16 +324,10 @@ class _QuantGemm(nn.Module):
     def native_forward(self, x: torch.Tensor, pa: QParams, pl: dict, fmt: torch.memory_format) -> torch.Tensor:
         """Quantize, exact int16 GEMM, check, rescale and dequantize in the native kernels."""
         st = self.state
-        bits = st.cfg.acc_bits
-        hi = (1 << (bits - 1)) - 1
-        check = pl["bound"] > hi
         lo_c, hi_c = pa.centered
-        out, n, amin, amax = self.native_op(x, pa.scale, float(lo_c), float(hi_c), pl, check, bits,
-                                            fmt == torch.channels_last)
-        if n:
-            if st.cfg.overflow == "error":
-                ik.raise_overflow(self.qname, amax if amax > hi else amin, bits)
-            st.saturated[self.qname] += n
+        out, *res = self.native_op(x, pa.scale, float(lo_c), float(hi_c), pl, needs_check(st, pl["bound"]),
+                                   st.cfg.acc_bits, fmt == torch.channels_last)
+        report_overflow(st, self.qname, *res)
         return out
 
 

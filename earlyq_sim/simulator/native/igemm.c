@@ -161,7 +161,7 @@ static inline void tile_out(const int32_t acc[MR][NR], int mr, int co0, int Co, 
     const int nc = Co - co0 < NR ? Co - co0 : NR;
     for (int j = 0; j < nc; j++) {
         const int co = co0 + j;
-        const int64_t b = bias ? bias[co] : 0, m = m0[co], r = rnd[co];
+        const int64_t b = bias[co], m = m0[co], r = rnd[co];
         const int k = (int)shift[co];
         float *oc = out + co * out_sc;
         for (int i = 0; i < mr; i++) {
