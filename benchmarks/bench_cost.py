@@ -1,6 +1,6 @@
 """Time ``evaluate`` (one design point = one arch x one StepBits over a whole op table).
 
-Uses the real SD v1.5 trace when ``earlyq_sim.simulator.tracer.trace_model`` is available,
+Uses the real SD v1.5 trace when ``earlyq_sim.simulator.cost.tracer.trace_model`` is available,
 plus a synthetic table of SD-v1.5 size (2000 ops, 2/5 of them GEMMs) for comparison.
 Prints the median over repeats of milliseconds per design point, per arch.
 Run: ``.venv/bin/python benchmarks/bench_cost.py``
@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from earlyq_sim.simulator.arch import list_archs, load_arch
-from earlyq_sim.simulator.cost_model import evaluate
-from earlyq_sim.simulator.optable import empty_row, make_table
-from earlyq_sim.workloads.schedule import StepBits
+from earlyq_sim.simulator.cost.arch import list_archs, load_arch
+from earlyq_sim.simulator.cost.cost_model import evaluate
+from earlyq_sim.simulator.cost.optable import empty_row, make_table
+from earlyq_sim.schedule import StepBits
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPEATS = 50
@@ -57,7 +57,7 @@ def time_point(arch, ops, bits) -> float:
 def main() -> None:
     tables = {"synthetic-2000": synthetic_table()}
     try:
-        from earlyq_sim.simulator.tracer import trace_model
+        from earlyq_sim.simulator.cost.tracer import trace_model
         tables["sd-v1.5 trace"] = trace_model("sd-v1.5").ops
     except Exception as exc:  # the tracer is optional here; report why it was skipped
         print(f"(sd-v1.5 trace skipped: {type(exc).__name__}: {exc})")

@@ -18,9 +18,9 @@ import torch
 
 from earlyq_sim.models.loader import build_unet, config_for, load_unet
 from earlyq_sim.models.registry import resolve_model
-from earlyq_sim.simulator.quant_modules import QuantConfig
-from earlyq_sim.workloads.quality_api import quantize_and_calibrate
-from earlyq_sim.workloads.schedule import PrecisionSchedule
+from earlyq_sim.simulator.integer.quant_modules import QuantConfig
+from earlyq_sim.workloads.sampling.prepare import quantize_and_calibrate
+from earlyq_sim.schedule import PrecisionSchedule
 
 
 def main() -> None:

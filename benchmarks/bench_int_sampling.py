@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from earlyq_sim.models.loader import load_unet
-from earlyq_sim.workloads.quality_api import quantize_and_calibrate, sample
-from earlyq_sim.workloads.quality_eval import scheduler_config_for
-from earlyq_sim.workloads.schedule import PrecisionSchedule
+from earlyq_sim.workloads.sampling.prepare import quantize_and_calibrate, sample
+from earlyq_sim.workloads.quality.evaluate import scheduler_config_for
+from earlyq_sim.schedule import PrecisionSchedule
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORIES = {     # first match wins
@@ -72,12 +72,12 @@ def fused_events():
     """Label the fused numba kernels and the native C calls as profiler events (both are
     invisible to torch otherwise)."""
     try:
-        from earlyq_sim.simulator import fused_kernels as fk
+        from earlyq_sim.simulator.integer import fused_kernels as fk
     except ImportError:         # before the fused kernels existed
         yield
         return
     try:
-        from earlyq_sim.simulator import native
+        from earlyq_sim.simulator.integer import native
     except ImportError:         # before the native engine existed
         native = None
     # (module, function names, event prefix): the numba passes and the C engine

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from earlyq_sim.simulator import native
-from earlyq_sim.simulator.quant_modules import Rescale
+from earlyq_sim.simulator.integer import native
+from earlyq_sim.simulator.integer.quant_modules import Rescale
 
 # (C_in, H, C_out, kernel) of fmnist16's convs at batch N (16x16 input, channels 32/64/128)
 SHAPES = [(32, 16, 32, 3), (64, 16, 64, 3), (96, 16, 32, 3), (64, 8, 64, 3), (128, 8, 128, 3),

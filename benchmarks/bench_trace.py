@@ -24,7 +24,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     from earlyq_sim.models.registry import model_names
-    from earlyq_sim.simulator.tracer import trace_model
+    from earlyq_sim.simulator.cost.tracer import trace_model
     print(f"import: {time.perf_counter() - t0:.2f} s")
 
     trace_model("ddpm-cifar10", cache=False, mode=args.mode)  # warm up torch/diffusers code paths

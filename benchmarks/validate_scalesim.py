@@ -140,8 +140,8 @@ def unique_layers(ops, cap_cycles=None, arch=None, per_category=None):
     """Dedupe GEMM ops by shape; returns (unique op table, occurrence counts)."""
     import numpy as np
 
-    from earlyq_sim.simulator.cost_model import evaluate
-    from earlyq_sim.workloads.schedule import StepBits
+    from earlyq_sim.simulator.cost.cost_model import evaluate
+    from earlyq_sim.schedule import StepBits
 
     g = ops[(ops["unit"] == "gemm")].copy()
     key_cols = ["op", "G", "M", "N", "K", "batch", "C_in", "C_out", "H_in", "W_in", "R", "S", "stride", "pad", "groups"]
@@ -182,7 +182,7 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import tempfile
 
-    from earlyq_sim.simulator.arch import load_arch
+    from earlyq_sim.simulator.cost.arch import load_arch
 
     if args.from_json:
         saved = json.loads(Path(args.from_json).read_text())
@@ -233,11 +233,11 @@ def collect(quick: bool, jobs_n: int, tmp: Path, budget_s: float, cache: dict | 
     """
     from dataclasses import replace
 
-    from earlyq_sim.simulator.arch import load_arch
-    from earlyq_sim.simulator.cost_model import evaluate
-    from earlyq_sim.simulator.exports import export_scalesim
-    from earlyq_sim.simulator.tracer import trace_model
-    from earlyq_sim.workloads.schedule import StepBits
+    from earlyq_sim.simulator.cost.arch import load_arch
+    from earlyq_sim.simulator.cost.cost_model import evaluate
+    from earlyq_sim.simulator.cost.exports import export_scalesim
+    from earlyq_sim.simulator.cost.tracer import trace_model
+    from earlyq_sim.schedule import StepBits
 
     base = load_arch("int8-systolic")
     bits = StepBits(8, 8, 8)
@@ -311,12 +311,12 @@ def reference_check(quick: bool) -> list[dict]:
     """Reference simulator vs the analytical model on every GEMM op of ddpm-cifar10."""
     import numpy as np
 
-    from earlyq_sim.simulator.arch import load_arch
-    from earlyq_sim.simulator.cost_model import evaluate
-    from earlyq_sim.simulator.cycle_model import gemm_compute_cycles
-    from earlyq_sim.simulator.reference_sim import simulate_gemm
-    from earlyq_sim.simulator.tracer import trace_model
-    from earlyq_sim.workloads.schedule import StepBits
+    from earlyq_sim.simulator.cost.arch import list_archs, load_arch
+    from earlyq_sim.simulator.cost.cost_model import evaluate
+    from earlyq_sim.simulator.cost.cycle_model import gemm_compute_cycles
+    from earlyq_sim.simulator.cost.reference_sim import simulate_gemm
+    from earlyq_sim.simulator.cost.tracer import trace_model
+    from earlyq_sim.schedule import StepBits
 
     ops = trace_model("ddpm-cifar10").ops
     u = unique_layers(ops)
@@ -328,7 +328,7 @@ def reference_check(quick: bool) -> list[dict]:
     x_el = np.where(u["in_elems"].to_numpy() > 0, u["in_elems"].to_numpy() / u["G"].to_numpy(),
                     (u["M"] * u["K"]).to_numpy())  # real input per instance, as evaluate sizes it
     for blocking in (True, False):
-        for name in ("stripes", "bitfusion", "loom", "int8-systolic"):
+        for name in list_archs():
             a = load_arch(name)
             arch = replace(a, buffers=replace(a.buffers, temporal_blocking=blocking))
             for bits in (StepBits(8, 4, 4), StepBits(8, 6, 6), StepBits(8, 8, 8), StepBits(4, 4, 4)):

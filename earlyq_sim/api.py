@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from earlyq_sim.simulator.arch import load_arch
-from earlyq_sim.simulator.schedule_cost import ScheduleCost, compare, per_layer_table, schedule_cost
-from earlyq_sim.simulator.tracer import trace_model
-from earlyq_sim.workloads.schedule import PrecisionSchedule, expand_keep
+from earlyq_sim.simulator.cost.arch import load_arch
+from earlyq_sim.simulator.cost.schedule_cost import ScheduleCost, compare, per_layer_table, schedule_cost
+from earlyq_sim.simulator.cost.tracer import trace_model
+from earlyq_sim.schedule import PrecisionSchedule, expand_keep
 
 REFERENCE_ARCH = "int8-systolic"
 

@@ -74,7 +74,7 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
     alongside image quality (FD, precision/recall, PSNR/SSIM) where the model has trained weights."""
     from earlyq_sim.api import cost_run
     from earlyq_sim.reports.summary import format_stage_table
-    from earlyq_sim.reports.tables import to_json
+    from earlyq_sim.atomic_io import to_json
 
     if batch < 1:
         raise UserError(f"--batch: {batch} must be >= 1")
@@ -83,7 +83,7 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
     summary = r.summary
     q, note = _quality(r, model, quality, n_images, seed, calib_n, threads, progress=not as_json)
     if q is not None:
-        from earlyq_sim.workloads.quality_eval import quality_summary
+        from earlyq_sim.reports.quality import quality_summary
 
         summary["quality"] = quality_summary(q)
     else:
@@ -102,7 +102,7 @@ def _quality(r, model, quality, n_images, seed, calib_n, threads, progress):
     """Run the quality lane when asked, or by default when the model supports it.
 
     Returns (QualityResult or None, note saying why quality was not computed)."""
-    from earlyq_sim.workloads.quality_eval import evaluate_quality, quality_supported
+    from earlyq_sim.workloads.quality.evaluate import evaluate_quality, quality_supported
 
     if quality is False:
         return None, "skipped (--no-quality)"
@@ -123,7 +123,7 @@ def _write_outputs(out: Path, r, summary: dict, q=None) -> None:
     from earlyq_sim.reports.grids import fig_sample_grids, save_grid_png
     from earlyq_sim.reports.pdf import cost_figures, write_report
     from earlyq_sim.reports.plots import save_png
-    from earlyq_sim.reports.tables import write_csv, write_json, write_npy, write_table
+    from earlyq_sim.atomic_io import write_csv, write_json, write_npy, write_table
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
@@ -150,7 +150,7 @@ def _write_outputs(out: Path, r, summary: dict, q=None) -> None:
 @cli.command()
 def archs():
     """List the built-in accelerator specs."""
-    from earlyq_sim.simulator.arch import list_archs, load_arch
+    from earlyq_sim.simulator.cost.arch import list_archs, load_arch
 
     for name in list_archs():
         spec = load_arch(name)
@@ -167,9 +167,9 @@ def models():
 
 
 def _add_commands() -> None:
-    from earlyq_sim import cli_quality
-    from earlyq_sim.cli_search import search
-    from earlyq_sim.workloads.sweep_cli import sweep_command
+    from earlyq_sim.commands import quality as cli_quality
+    from earlyq_sim.commands.search import search
+    from earlyq_sim.commands.sweep import sweep_command
 
     cli.add_command(sweep_command)
     cli.add_command(search)

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from earlyq_sim.workloads import train as tr
-from earlyq_sim.workloads.datasets import load_fmnist, to_uint8
-from earlyq_sim.workloads.feature_net import extract_features, load_feature_net, load_reference
-from earlyq_sim.workloads.metrics import feature_stats, frechet_distance, precision_recall
+from earlyq_sim.workloads.training import train_unet as tr
+from earlyq_sim.workloads.training.datasets import load_fmnist, to_uint8
+from earlyq_sim.workloads.quality.feature_net import extract_features, load_feature_net, load_reference
+from earlyq_sim.workloads.quality.metrics import feature_stats, frechet_distance, precision_recall
 
 HISTORY_FIELDS = ("step", "source", "n_images", "ddim_steps", "fd", "precision", "recall", "sample_seconds")
 
@@ -195,7 +195,7 @@ def main(argv=None) -> int:
     model = model_rows(ckpt_dir, net, ref, a.samples, a.ddim_steps, ckpt_dir / "fd_history.csv", a.stride)
     from safetensors import safe_open
 
-    from earlyq_sim.workloads.feature_net import FEATURE_NET_FILE
+    from earlyq_sim.workloads.quality.feature_net import FEATURE_NET_FILE
     with safe_open(str(FEATURE_NET_FILE), framework="pt") as fh:
         acc = (fh.metadata() or {}).get("test_accuracy", "unknown")
     write_doc(Path(a.out), real, model, acc)

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from earlyq_sim.workloads.experiments import QualityBench, RunSpec, search_on_bench  # noqa: E402
+from earlyq_sim.workloads.quality.experiments import QualityBench, RunSpec, search_on_bench  # noqa: E402
 
 TABLE = [
     ("full precision", None),
@@ -66,7 +66,7 @@ def table(a) -> None:
             lab = label if not keep else f"{label} (k8:{keep})"
             for seed in a.seeds:
                 r = bench.run(RunSpec(lab, _with_keep(spec, keep)), seed)
-                print(f"{lab:28s} seed {seed}: FD {r['fd']:.2f}  PSNR {r['psnr_db']:.2f}", flush=True)
+                print(f"{lab:28s} seed {seed}: FD {r['fd']:.2f}  PSNR {r['psnr_db_mean']:.2f}", flush=True)
 
 
 def sensitivity(a) -> None:
@@ -80,7 +80,7 @@ def sensitivity(a) -> None:
         bench.run(RunSpec("full precision"), seed)
         for label, spec in runs:
             r = bench.run(RunSpec(label, spec), seed)
-            print(f"{label:50s} seed {seed}: FD {r['fd']:.2f}  PSNR {r['psnr_db']:.2f}", flush=True)
+            print(f"{label:50s} seed {seed}: FD {r['fd']:.2f}  PSNR {r['psnr_db_mean']:.2f}", flush=True)
 
 
 def probe(a) -> None:

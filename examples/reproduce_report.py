@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from earlyq_sim.workloads.experiments import speedup_table, summarize  # noqa: E402
+from earlyq_sim.workloads.quality.experiments import speedup_table, summarize  # noqa: E402
 
 ARCHS = ("stripes", "bitfusion", "loom", "int8-systolic")
 COST_MODELS = ("fmnist16", "ddpm-cifar10", "sd-v1.5")
@@ -38,7 +38,7 @@ def _md_table(summ: pd.DataFrame, n: int, steps: int) -> str:
     for _, r in summ.iterrows():
         lines.append(f"| {_esc(r['label'])} | `{_esc(r['spec'])}` | {r['seeds']} | {_pm(r.fd_mean, r.fd_std)} | "
                      f"{_pm(r.precision_mean, r.precision_std, '.3f')} | {_pm(r.recall_mean, r.recall_std, '.3f')} | "
-                     f"{_pm(r.psnr_db_mean, r.psnr_db_std)} | {_pm(r.ssim_mean, r.ssim_std, '.3f')} |")
+                     f"{_pm(r.psnr_db_mean_mean, r.psnr_db_mean_std)} | {_pm(r.ssim_mean_mean, r.ssim_mean_std, '.3f')} |")
     return "\n".join(lines) + "\n"
 
 

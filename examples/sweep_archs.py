@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from earlyq_sim.workloads.sweep import run_sweep
+from earlyq_sim.workloads.sweeps.runner import run_sweep
 
 
 def best_table(df: pd.DataFrame, by: list[str], top: int = 1) -> pd.DataFrame:

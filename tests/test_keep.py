@@ -5,13 +5,13 @@ import pytest
 
 from conftest import tiny_unet
 from earlyq_sim.errors import UserError
-from earlyq_sim.simulator.arch import load_arch
-from earlyq_sim.simulator.schedule_cost import keep_mask, schedule_cost, step_cost
+from earlyq_sim.simulator.cost.arch import load_arch
+from earlyq_sim.simulator.cost.schedule_cost import keep_mask, schedule_cost, step_cost
 import torch
 
-from earlyq_sim.simulator.tracer import trace_module
-from earlyq_sim.workloads.quality_api import quantize_and_calibrate, sample
-from earlyq_sim.workloads.schedule import PrecisionSchedule, StepBits
+from earlyq_sim.simulator.cost.tracer import trace_module
+from earlyq_sim.workloads.sampling.prepare import quantize_and_calibrate, sample
+from earlyq_sim.schedule import PrecisionSchedule, StepBits
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

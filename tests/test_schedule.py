@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from earlyq_sim.errors import UserError
-from earlyq_sim.workloads.schedule import PrecisionSchedule, StepBits
+from earlyq_sim.schedule import PrecisionSchedule, StepBits
 
 
 def test_two_stage_splits_steps():

@@ -30,7 +30,7 @@ def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 1) -> np
 
 def save_grid_png(path, images: np.ndarray, ncols: int | None = None, scale: int = 4) -> None:
     """Write a grid PNG (nearest-neighbour upscaled by ``scale`` so small images stay visible)."""
-    from earlyq_sim.reports.tables import atomic_write_bytes
+    from earlyq_sim.atomic_io import atomic_write_bytes
 
     g = image_grid(images, ncols)
     g = np.repeat(np.repeat(g, scale, axis=0), scale, axis=1)

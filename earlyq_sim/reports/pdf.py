@@ -13,7 +13,7 @@ from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
 from earlyq_sim.reports import plots  # noqa: E402
 from earlyq_sim.reports.summary import format_stage_table  # noqa: E402
-from earlyq_sim.reports.tables import atomic_write_bytes  # noqa: E402
+from earlyq_sim.atomic_io import atomic_write_bytes  # noqa: E402
 
 
 def _text_page(title: str, blocks: list[tuple[str, bool]]):

@@ -124,7 +124,7 @@ def memory_effects_text(r) -> list[str]:
 
 
 def save_png(fig, path) -> None:
-    from earlyq_sim.reports.tables import atomic_write_bytes
+    from earlyq_sim.atomic_io import atomic_write_bytes
     import io
 
     buf = io.BytesIO()

@@ -111,7 +111,7 @@ def format_stage_table(summary: dict) -> str:
     lines.append(f"energy: {t['energy_mj']:.4g} mJ vs baseline {t['baseline_energy_mj']:.4g} mJ "
                  f"(saving x{fmt(t['energy_saving'], '.3f')}); cycles of the {s['arch']['name']} clock.")
     if q.get("computed"):
-        from earlyq_sim.workloads.quality_eval import format_quality_table
+        from earlyq_sim.reports.quality import format_quality_table
 
         lines += ["", format_quality_table(q)]
     else:

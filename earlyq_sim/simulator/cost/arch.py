@@ -1,0 +1,267 @@
+"""Accelerator specs: frozen dataclasses, loaded and validated from YAML at the edge.
+
+``load_arch(name_or_path)`` returns an :class:`ArchSpec`; the cost model never sees raw dicts.
+Shipped specs live in ``simulator/cost/archs/*.yaml`` (``list_archs()`` names them).
+
+PE types (``pe.type``) are registry entries, one module each in ``pe_types/`` (bit_parallel,
+bit_serial_act = Stripes, bitfusion = Bit Fusion, bit_serial_both = Loom); each declares the
+``pe:`` fields it reads, so :func:`parse_arch` validates any registered type the same way.
+
+Normalisation used by the shipped specs: iso-throughput at 8x8 bits. Every arch has the same
+array (32x32), clock and memory system, and its ``lanes`` are chosen so its peak MACs/cycle at
+8x8 bits equals the int8 array's (``rows*cols``): Stripes 8 lanes, Loom 64 lanes, Bit Fusion 16
+bricks = one 8x8 MAC. The bit-serial PEs are therefore wider (more area) than an int8 PE; area
+is not modelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from earlyq_sim.errors import UserError, read_yaml
+from earlyq_sim.simulator.cost.pe_types import REQUIRED, pe_type, pe_type_names
+
+ARCH_DIR = Path(__file__).resolve().parent / "archs"
+DATAFLOWS = ("ws", "os", "is")
+OVERFLOW_POLICIES = ("error", "saturate")
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    rows: int  # PE rows
+    cols: int  # PE columns
+    dataflow: str  # 'ws' | 'os' | 'is'
+
+
+@dataclass(frozen=True)
+class PESpec:
+    """PE type and the values of the fields its registry entry declares (``pe.lanes`` etc.)."""
+
+    type: str
+    params: tuple[tuple[str, object], ...] = ()  # (field, value) in the type's declared order
+
+    def __getattr__(self, name: str):
+        for k, v in self.__dict__.get("params", ()):
+            if k == name:
+                return v
+        raise AttributeError(f"PE type {self.__dict__.get('type')!r} has no field {name!r}")
+
+    def as_dict(self) -> dict:
+        """The ``pe:`` YAML mapping (tuples as lists)."""
+        return {"type": self.type, **{k: list(v) if isinstance(v, tuple) else v for k, v in self.params}}
+
+    def replace(self, **changes) -> "PESpec":
+        """A copy with fields changed (``type`` or declared fields; parse_arch validates the result)."""
+        kind = changes.pop("type", self.type)
+        params = dict(self.params)
+        params.update(changes)
+        return PESpec(kind, tuple(params.items()))
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    ifmap_kib: float  # buffer for the streamed (first) operand, KiB
+    filter_kib: float  # buffer for the stationary (second) operand, KiB
+    ofmap_kib: float  # output / partial-sum buffer, KiB
+    double_buffered: bool = True  # overlap compute and DRAM; halves usable capacity
+    # True: ws/is cut the temporal dimension into blocks whose partial sums and streamed rows fit
+    # on chip, each block repaying preload and fill/drain (``mapping.temporal_blocks``); False:
+    # SCALE-Sim's schedule, one block, overflow costed only as DRAM refetch/spill traffic.
+    temporal_blocking: bool = True
+
+    def usable_bytes(self, which: str) -> float:
+        """Bytes an operand tile may occupy: half the buffer when double-buffered."""
+        kib = {"ifmap": self.ifmap_kib, "filter": self.filter_kib, "ofmap": self.ofmap_kib}[which]
+        return kib * 1024.0 / (2.0 if self.double_buffered else 1.0)
+
+
+@dataclass(frozen=True)
+class AccumulatorSpec:
+    width_bits: int = 32
+    overflow: str = "error"  # 'error': refuse ops whose worst case needs more bits; 'saturate': cost them
+
+
+@dataclass(frozen=True)
+class EnergySpec:
+    """Energy table. ``step_pj`` is one multiplier step of the PE type (see module doc)."""
+
+    step_pj: float  # pJ per multiplier step (8x8 multiply, serial cycle of one lane, or one BitBrick)
+    accumulate_pj: float  # pJ per accumulation (one per MAC and chunk pass)
+    vector_pj_per_elem: float  # pJ per element-pass on the vector unit
+    sram_pj_per_byte: float  # pJ per byte read or written in an on-chip buffer
+    dram_pj_per_byte: float  # pJ per byte of DRAM traffic
+    leakage_mw: float  # static power, mW
+    source: str = ""  # where the numbers come from
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    name: str
+    description: str
+    normalisation: str
+    clock_mhz: float
+    array: ArraySpec
+    pe: PESpec
+    buffers: BufferSpec
+    dram_bytes_per_cycle: float
+    vector_elems_per_cycle: float
+    accumulator: AccumulatorSpec
+    energy: EnergySpec
+    source: str = ""  # file the spec was read from
+
+    @property
+    def clock_hz(self) -> float:
+        return self.clock_mhz * 1e6
+
+    @property
+    def peak_macs_per_cycle_8x8(self) -> float:
+        """Peak MACs per cycle at 8x8 bits (the iso-throughput normalisation point)."""
+        from earlyq_sim.simulator.cost.cycle_model import bit_factors  # local: avoids an import cycle
+        import numpy as np
+        f = bit_factors(self.pe, np.array([8]), np.array([8]))
+        return float(self.array.rows * self.array.cols * f.lanes[0] / (f.slot[0] * f.passes[0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# loading and validation
+# ---------------------------------------------------------------------------------------------
+_REQ = object()
+
+
+class _Reader:
+    """Reads one section of a YAML mapping, checking keys, types and ranges."""
+
+    def __init__(self, src: str, data, path: str = ""):
+        self.src, self.path = src, path
+        if not isinstance(data, dict):
+            where = path or "top level"
+            raise UserError(f"{src}: {where}: expected a mapping, got {type(data).__name__}")
+        self.data = data
+        self.used: set[str] = set()
+
+    def _fp(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def err(self, key: str, msg: str) -> UserError:
+        return UserError(f"{self.src}: {self._fp(key)}: {msg}")
+
+    def get(self, key, kind, default=_REQ, lo=None, hi=None, choices=None):
+        self.used.add(key)
+        allowed = _allowed(kind, lo, hi, choices)
+        if key not in self.data:
+            if default is _REQ:
+                raise self.err(key, f"missing required field; allowed {allowed}")
+            return default
+        v = self.data[key]
+        if kind is int:
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        elif kind is float:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+            v = float(v) if ok else v
+        else:
+            ok = isinstance(v, kind)
+        if not ok:
+            raise self.err(key, f"wrong type {type(v).__name__} ({v!r}); allowed {allowed}")
+        if choices is not None and v not in choices:
+            raise self.err(key, f"{v!r} is not allowed; allowed {allowed}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise self.err(key, f"{v!r} is out of range; allowed {allowed}")
+        return v
+
+    def section(self, key: str) -> "_Reader":
+        self.used.add(key)
+        if key not in self.data:
+            raise self.err(key, "missing required section")
+        return _Reader(self.src, self.data[key], self._fp(key))
+
+    def done(self, allowed_keys=None) -> None:
+        """Reject keys that were not read (unknown or not used by this type)."""
+        extra = sorted(str(k) for k in set(self.data) - self.used)
+        if extra:
+            names = sorted(allowed_keys if allowed_keys is not None else self.used)
+            raise self.err(extra[0], f"unknown field; allowed fields here: {', '.join(names)}")
+
+
+def _allowed(kind, lo, hi, choices) -> str:
+    if choices is not None:
+        return " | ".join(str(c) for c in choices)
+    tname = {int: "integer", float: "number", str: "string", bool: "true | false", list: "list"}.get(kind, str(kind))
+    if lo is not None or hi is not None:
+        return f"{tname} in {lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
+    return tname
+
+
+def _read_pe(r: _Reader) -> PESpec:
+    """Read ``pe:`` by the fields its type's registry entry declares; reject the others."""
+    entry = pe_type(r.get("type", str, choices=pe_type_names()))
+    params = {f.name: r.get(f.name, f.kind, **({} if f.default is REQUIRED else {"default": f.default}),
+                            lo=f.lo, hi=f.hi) for f in entry.fields}
+    entry.check(params, r.err)
+    r.done()
+    return PESpec(entry.name, tuple(params.items()))
+
+
+def parse_arch(data, src: str) -> ArchSpec:
+    """Validate a parsed YAML mapping into an :class:`ArchSpec`; ``src`` names it in errors."""
+    top = _Reader(src, data)
+    arr = top.section("array")
+    array = ArraySpec(arr.get("rows", int, lo=1, hi=4096), arr.get("cols", int, lo=1, hi=4096),
+                      arr.get("dataflow", str, choices=DATAFLOWS))
+    arr.done()
+    pe = _read_pe(top.section("pe"))
+    b = top.section("buffers")
+    buffers = BufferSpec(b.get("ifmap_kib", float, lo=1e-3, hi=1e7), b.get("filter_kib", float, lo=1e-3, hi=1e7),
+                         b.get("ofmap_kib", float, lo=1e-3, hi=1e7), b.get("double_buffered", bool, default=True),
+                         b.get("temporal_blocking", bool, default=True))
+    b.done()
+    d = top.section("dram")
+    dram_bw = d.get("bytes_per_cycle", float, lo=1e-6, hi=1e6)
+    d.done()
+    v = top.section("vector")
+    vec = v.get("elems_per_cycle", float, lo=1e-6, hi=1e6)
+    v.done()
+    if "accumulator" in top.data:
+        a = top.section("accumulator")
+        acc = AccumulatorSpec(a.get("width_bits", int, default=32, lo=8, hi=64),
+                              a.get("overflow", str, default="error", choices=OVERFLOW_POLICIES))
+        a.done()
+    else:
+        top.used.add("accumulator")
+        acc = AccumulatorSpec()
+    e = top.section("energy")
+    energy = EnergySpec(
+        e.get("step_pj", float, lo=0.0, hi=1e6), e.get("accumulate_pj", float, lo=0.0, hi=1e6),
+        e.get("vector_pj_per_elem", float, lo=0.0, hi=1e6), e.get("sram_pj_per_byte", float, lo=0.0, hi=1e6),
+        e.get("dram_pj_per_byte", float, lo=0.0, hi=1e7), e.get("leakage_mw", float, lo=0.0, hi=1e6),
+        e.get("source", str, default=""))
+    e.done()
+    spec = ArchSpec(
+        name=top.get("name", str), description=top.get("description", str, default=""),
+        normalisation=top.get("normalisation", str, default=""),
+        clock_mhz=top.get("clock_mhz", float, lo=1e-3, hi=1e5), array=array, pe=pe, buffers=buffers,
+        dram_bytes_per_cycle=dram_bw, vector_elems_per_cycle=vec, accumulator=acc, energy=energy, source=src)
+    top.done()
+    return spec
+
+
+def list_archs() -> list[str]:
+    """Names of the shipped specs (file stems in ``simulator/archs``)."""
+    return sorted(p.stem for p in ARCH_DIR.glob("*.yaml"))
+
+
+def load_arch(name_or_path) -> ArchSpec:
+    """Load a shipped spec by name (``stripes``) or any spec by file path."""
+    if isinstance(name_or_path, ArchSpec):
+        return name_or_path
+    text = str(name_or_path)
+    p = Path(text)
+    if not (p.suffix in (".yaml", ".yml") or p.is_file()):
+        if text not in list_archs():
+            raise UserError(f"unknown arch {text!r}; valid names: {', '.join(list_archs())} "
+                            "(or a path to a .yaml spec)")
+        p = ARCH_DIR / f"{text}.yaml"
+    if not p.is_file():
+        raise UserError(f"{p}: arch spec file not found; valid names: {', '.join(list_archs())}")
+    data = read_yaml(p)
+    return parse_arch(data, str(p))

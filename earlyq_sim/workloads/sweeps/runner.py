@@ -1,0 +1,344 @@
+"""Design-space sweeps: every (model, arch variant, schedule) point of a sweep spec, resumable.
+
+``run_sweep(spec, out_dir)`` expands the spec (:mod:`sweep_spec`) into points, traces each model
+once (disk-cached), costs the points chunk by chunk and writes each chunk's rows as one Parquet
+part file (atomically) under ``out_dir/parts``. A rerun into the same folder skips points whose
+key (a hash of everything that decides the result) is already in a part, then merges all parts
+into ``results.csv`` / ``results.parquet``. A crash (even ``kill -9``) loses at most the chunks in
+flight and never leaves a half-written file: parts and results are written to a temporary sibling
+and renamed.
+
+Cost depends on bits only through one forward's cost at each distinct ``StepBits``, so a point is
+a sum over its stages of ``steps x step cost``; step costs are cached per (model, arch, bits) and
+shared by all schedules of a chunk (local executor: by the whole run). Units: ms, mJ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from earlyq_sim.errors import UserError
+from earlyq_sim.atomic_io import write_json, write_parquet, write_table
+from earlyq_sim.simulator.cost.schedule_cost import step_cost
+from earlyq_sim.schedule import PrecisionSchedule
+from earlyq_sim.workloads.sweeps.spec import ArchVariant, ScheduleEntry, SweepSpec, arch_to_dict, load_sweep
+
+#: Bump when the row layout or the cost aggregation changes, so old parts are not reused.
+SWEEP_VERSION = "1"
+EXECUTORS = ("local", "dask")
+_NULLABLE_INT = ("early_bits", "late_bits", "prob_bits")
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One design point; ``key`` is a stable hash of everything that decides its result."""
+
+    index: int
+    model: str
+    arch: ArchVariant
+    schedule: ScheduleEntry
+    num_steps: int
+    key: str
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every point of a sweep shares (sent once per chunk to a worker)."""
+
+    baseline: str
+    ref_arch: object  # ArchSpec
+    batch: int
+    cfg: bool
+    override_fields: tuple[str, ...]
+
+
+def _context(spec: SweepSpec) -> _Context:
+    return _Context(spec.baseline, spec.ref_arch, spec.batch, spec.cfg, spec.override_fields)
+
+
+def _steps_for(spec: SweepSpec, model: str) -> int:
+    from earlyq_sim.api import default_num_steps
+
+    return spec.steps or default_num_steps(model)
+
+
+def point_key(spec: SweepSpec, model: str, variant: ArchVariant, entry: ScheduleEntry, steps: int) -> str:
+    """Hash of the point's parameters: the resolved arch and ref specs (not their file names), the
+    schedule at its step count, baseline, batch, cfg, tracer and sweep versions."""
+    from earlyq_sim.simulator.cost.tracer import TRACER_VERSION
+
+    ident = {"sweep": SWEEP_VERSION, "tracer": TRACER_VERSION, "model": model, "arch_base": variant.base,
+             "overrides": [[p, v] for p, v in variant.overrides], "arch": arch_to_dict(variant.spec),
+             "ref": arch_to_dict(spec.ref_arch), "schedule": entry.build(steps).to_dict(),
+             "entry": dataclasses.asdict(entry), "baseline": spec.baseline, "batch": spec.batch, "cfg": spec.cfg}
+    text = json.dumps(ident, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def expand_points(spec: SweepSpec) -> list[SweepPoint]:
+    """The cartesian product models x arch variants x schedules, in that (stable) order."""
+    out, seen = [], {}
+    for model in spec.models:
+        steps = _steps_for(spec, model)
+        for variant in spec.archs:
+            for entry in spec.schedules:
+                p = SweepPoint(len(out), model, variant, entry, steps, point_key(spec, model, variant, entry, steps))
+                if p.key in seen:  # same parameters twice: one key, one row
+                    raise UserError(f"{spec.source}: schedules/overrides: point {p.index} repeats point {seen[p.key]} "
+                                    f"({model}, {variant.base} {dict(variant.overrides)}, {entry}); "
+                                    "allowed each combination once")
+                seen[p.key] = p.index
+                out.append(p)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# costing
+# ---------------------------------------------------------------------------------------------
+class StepCache:
+    """One-forward costs keyed by (model, ArchSpec, StepBits); ``evaluations`` counts misses."""
+
+    def __init__(self):
+        self._cache: dict = {}
+        self.evaluations = 0
+
+    def get(self, model: str, ops: pd.DataFrame, arch, bits, schedule: PrecisionSchedule | None = None):
+        held = (schedule.keep, schedule.keep_bits) if schedule is not None and schedule.keep else None
+        k = (model, arch, bits, held)
+        hit = self._cache.get(k)
+        if hit is None:
+            c = step_cost(arch, ops, bits, schedule)
+            self.evaluations += 1
+            hit = self._cache[k] = (c.latency_ms, c.cycles, c.compute_cycles, c.energy_mj["total"])
+        return hit
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den > 0 else math.nan
+
+
+def point_row(point: SweepPoint, ops: pd.DataFrame, ctx: _Context, cache: StepCache) -> dict:
+    """One result row: parameters, per-stage speedups, totals (ms, mJ) and ratios.
+
+    Same definitions as :func:`schedule_cost.compare`: speedup and energy_saving vs the uniform
+    baseline on the same arch, speedup_vs_ref vs the baseline on ``ctx.ref_arch``.
+    """
+    e, arch, steps = point.schedule, point.arch.spec, point.num_steps
+    sched = e.build(steps)
+    base = PrecisionSchedule.parse(ctx.baseline, steps, prob_bits=e.prob_bits)
+    bbits = base.distinct_bits()[0]
+    b_lat, _, b_comp, b_en = cache.get(point.model, ops, arch, bbits, base)
+    r_lat = cache.get(point.model, ops, ctx.ref_arch, bbits, base)[0]
+    row = {"point_key": point.key, "model": point.model, "arch": point.arch.base}
+    # list values (pe.fusion_widths) as JSON text: one plain column type in CSV and Parquet
+    row.update({f: json.dumps(list(v)) if isinstance(v, (list, tuple)) else v for f, v in point.arch.overrides})
+    row.update({"schedule": sched.label, "weight_bits": sched.weight_bits, "early_bits": e.early_bits,
+                "boundary": math.nan if e.boundary is None else e.boundary, "late_bits": e.late_bits,
+                "prob_bits": sched.prob_bits, "num_steps": steps, "batch": ctx.batch, "cfg": ctx.cfg,
+                "baseline": ctx.baseline, "n_stages": len(sched.intervals)})
+    lat = cyc = comp = en = 0.0
+    for st in sched.stages():
+        n = st.steps
+        s_lat, s_cyc, s_comp, s_en = cache.get(point.model, ops, arch, st.bits, sched) if n else (0.0, 0.0, 0.0, 0.0)
+        lat, cyc, comp, en = lat + n * s_lat, cyc + n * s_cyc, comp + n * s_comp, en + n * s_en
+        row[f"stage{st.index}_act_bits"] = st.bits.act
+        row[f"stage{st.index}_steps"] = n
+        row[f"stage{st.index}_latency_ms"] = n * s_lat
+        row[f"stage{st.index}_speedup"] = _ratio(n * b_lat, n * s_lat)
+    row.update({"cycles": cyc, "latency_ms": lat, "energy_mj": en, "baseline_latency_ms": steps * b_lat,
+                "baseline_energy_mj": steps * b_en, "ref_latency_ms": steps * r_lat,
+                "speedup": _ratio(steps * b_lat, lat), "compute_speedup": _ratio(steps * b_comp, comp),
+                "speedup_vs_ref": _ratio(steps * r_lat, lat), "energy_saving": _ratio(steps * b_en, en)})
+    return row
+
+
+def evaluate_chunk(points: list[SweepPoint], ops: pd.DataFrame, ctx: _Context,
+                   cache: StepCache | None = None) -> tuple[pd.DataFrame, int]:
+    """Rows for ``points`` (all of one model) and the number of step evaluations it took."""
+    cache = cache if cache is not None else StepCache()
+    before = cache.evaluations
+    df = pd.DataFrame([point_row(p, ops, ctx, cache) for p in points])
+    return df, cache.evaluations - before
+
+
+# ---------------------------------------------------------------------------------------------
+# parts on disk
+# ---------------------------------------------------------------------------------------------
+def _chunks(points: list[SweepPoint], size: int) -> list[list[SweepPoint]]:
+    """Chunks of at most ``size`` points, never mixing models (one op table per chunk)."""
+    out: list[list[SweepPoint]] = []
+    for p in points:
+        if out and len(out[-1]) < size and out[-1][0].model == p.model:
+            out[-1].append(p)
+        else:
+            out.append([p])
+    return out
+
+
+def _part_name(chunk: list[SweepPoint]) -> str:
+    h = hashlib.sha256("\n".join(p.key for p in chunk).encode()).hexdigest()[:16]
+    return f"part-{h}.parquet"
+
+
+def _clean_temps(folder: Path) -> None:
+    """Remove temporary files a killed run left behind (atomic writers' ``.NAME.XXXX.tmp``)."""
+    for tmp in folder.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def done_keys(parts_dir: Path) -> set[str]:
+    """Point keys already in part files; an unreadable part is removed so its points rerun."""
+    keys: set[str] = set()
+    for f in sorted(parts_dir.glob("part-*.parquet")):
+        try:
+            keys.update(pd.read_parquet(f, columns=["point_key"])["point_key"])
+        except Exception as e:  # noqa: BLE001 - any read failure means "not done"
+            warnings.warn(f"earlyq-sim sweep: dropping unreadable part {f} ({e})", stacklevel=2)
+            f.unlink(missing_ok=True)
+    return keys
+
+
+def _order(df: pd.DataFrame, ctx: _Context) -> pd.DataFrame:
+    """A fixed column order and dtypes, whatever the part files held."""
+    lead = ["point_key", "model", "arch", *ctx.override_fields, "schedule", "weight_bits", "early_bits",
+            "boundary", "late_bits", "prob_bits", "num_steps", "batch", "cfg", "baseline", "n_stages"]
+    n = int(df["n_stages"].max()) if len(df) else 0
+    stage = [f"stage{i}_{c}" for i in range(n) for c in ("act_bits", "steps", "latency_ms", "speedup")]
+    tail = ["cycles", "latency_ms", "energy_mj", "baseline_latency_ms", "baseline_energy_mj", "ref_latency_ms",
+            "speedup", "compute_speedup", "speedup_vs_ref", "energy_saving"]
+    df = df.reindex(columns=lead + stage + tail)
+    for c in (*_NULLABLE_INT, *(s for s in stage if s.endswith(("_act_bits", "_steps")))):
+        df[c] = pd.to_numeric(df[c]).astype("Int64")
+    for c in (s for s in stage if s.endswith(("_latency_ms", "_speedup"))):
+        df[c] = df[c].astype(float)
+    return df
+
+
+def merge_parts(parts_dir: Path, points: list[SweepPoint], ctx: _Context) -> pd.DataFrame:
+    """All rows of ``points`` from the part files, in point order."""
+    files = sorted(parts_dir.glob("part-*.parquet"))
+    frames = [pd.read_parquet(f) for f in files]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"point_key": []})
+    df = df.drop_duplicates("point_key").set_index("point_key")
+    keys = [p.key for p in points]
+    missing = [k for k in keys if k not in df.index]
+    if missing:
+        raise RuntimeError(f"sweep merge: {len(missing)} points have no row in {parts_dir}")
+    return _order(df.loc[keys].reset_index(), ctx)
+
+
+# ---------------------------------------------------------------------------------------------
+# executors
+# ---------------------------------------------------------------------------------------------
+def _trace_ops(model: str, batch: int, cfg: bool) -> pd.DataFrame:
+    from earlyq_sim.simulator.cost.tracer import trace_model
+
+    return trace_model(model, batch=batch, cfg=cfg).ops
+
+
+def _run_local(chunks, ops, ctx, parts_dir, bar) -> int:
+    cache = StepCache()  # shared by the whole run: every (arch, bits) is costed once
+    for chunk in chunks:
+        df, _ = evaluate_chunk(chunk, ops[chunk[0].model], ctx, cache)
+        write_parquet(parts_dir / _part_name(chunk), df)
+        bar.update(len(chunk))
+    return cache.evaluations
+
+
+def _dask_client(scheduler: str | None):
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise UserError("--executor dask needs dask.distributed; install it with pip install "
+                        "'dask[distributed]' (allowed: --executor local)") from None
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except (OSError, TimeoutError, ValueError) as e:
+            raise UserError(f"--scheduler {scheduler!r}: cannot connect to a Dask scheduler ({e}); "
+                            "allowed: a reachable address such as tcp://host:8786, or no --scheduler "
+                            "for a local cluster") from None
+    # threads in this process: the cost model is NumPy-bound and the op tables need no copying
+    cluster = LocalCluster(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def _run_dask(chunks, ops, ctx, parts_dir, bar, scheduler) -> int:
+    from dask.distributed import as_completed
+
+    client, cluster = _dask_client(scheduler)
+    try:
+        ops_f = {m: client.scatter(t, broadcast=True) for m, t in ops.items()}
+        futs = {client.submit(evaluate_chunk, c, ops_f[c[0].model], ctx, pure=False): c for c in chunks}
+        evals = 0
+        try:
+            for fut in as_completed(futs):
+                df, n = fut.result()
+                chunk = futs[fut]
+                write_parquet(parts_dir / _part_name(chunk), df)  # written here: workers need no shared disk
+                bar.update(len(chunk))
+                evals += n
+        except BaseException:
+            client.cancel(list(futs))
+            raise
+        return evals
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_sweep(spec_path_or_obj, out_dir, executor: str = "local", scheduler: str | None = None,
+              resume: bool = True, progress: bool = True) -> pd.DataFrame:
+    """Run (or finish) a sweep into ``out_dir`` and return the merged table, one row per point.
+
+    ``spec_path_or_obj``: a sweep YAML path, a mapping, or a :class:`SweepSpec`. ``executor``:
+    'local' (this process) or 'dask' (``scheduler`` address, or a LocalCluster when None).
+    ``resume=False`` discards earlier parts. The returned frame's ``attrs['sweep']`` holds
+    counts: points, skipped (already done), computed, evaluations (one-step cost evaluations), seconds.
+    """
+    if executor not in EXECUTORS:
+        raise UserError(f"--executor {executor!r} is not allowed; allowed: {' | '.join(EXECUTORS)}")
+    if scheduler and executor != "dask":
+        raise UserError("--scheduler is only used with --executor dask; allowed: add --executor dask "
+                        "or drop --scheduler")
+    t0 = time.perf_counter()
+    spec = load_sweep(spec_path_or_obj)
+    out = Path(out_dir)
+    parts_dir = out / "parts"
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    _clean_temps(parts_dir)
+    _clean_temps(out)
+    if not resume:
+        for f in parts_dir.glob("part-*.parquet"):
+            f.unlink()
+    points = expand_points(spec)
+    done = done_keys(parts_dir)
+    todo = [p for p in points if p.key not in done]
+    ctx = _context(spec)
+    ops = {m: _trace_ops(m, spec.batch, spec.cfg) for m in dict.fromkeys(p.model for p in todo)}
+    chunks = _chunks(todo, spec.chunk_size)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(points), initial=len(points) - len(todo), disable=not progress, desc=spec.name,
+              unit="pt") as bar:
+        if executor == "local":
+            evals = _run_local(chunks, ops, ctx, parts_dir, bar)
+        else:
+            evals = _run_dask(chunks, ops, ctx, parts_dir, bar, scheduler) if chunks else 0
+    df = merge_parts(parts_dir, points, ctx)
+    write_table(out, "results", df)
+    stats = {"points": len(points), "skipped": len(points) - len(todo), "computed": len(todo),
+             "evaluations": evals, "seconds": round(time.perf_counter() - t0, 3)}
+    write_json(out / "manifest.json", {"name": spec.name, "source": spec.source, "executor": executor, **stats})
+    df.attrs["sweep"] = stats
+    return df

@@ -1,0 +1,328 @@
+"""Sweep specs: a YAML grid of models x archs x arch overrides x schedules, validated at the edge.
+
+Example (``examples/sweeps/arch_x_schedule.yaml``)::
+
+    name: arch-x-schedule
+    models: [ddpm-cifar10, sd-v1.5]
+    archs: [stripes, loom, bitfusion]          # shipped names or paths to arch YAMLs
+    overrides:                                 # grid over dotted ArchSpec fields
+      array.rows: [16, 32]
+      dram_bytes_per_cycle: [16, 32]           # alias: dram.bytes_per_cycle
+    schedules:
+      - W8A8                                   # interval form or uniform shorthand
+      - a4@0-0.4,a8@0.4-1
+      - two_stage: {early_bits: [2, 4], boundary: [0.2, 0.4], late_bits: 8, weight_bits: 8}
+    baseline: W8A8
+    steps: null                                # null: each model's default step count
+    batch: 1
+    cfg: false
+    ref_arch: int8-systolic
+    chunk_size: 64                             # points per result part file
+
+Overrides are applied to the frozen :class:`ArchSpec` with ``dataclasses.replace`` and the result
+goes back through :func:`parse_arch`, so an override is held to the same ranges as a YAML spec.
+Every (arch, override combination) is built and validated when the spec is loaded, before any
+point is costed. Bad input raises a one-line :class:`UserError` naming the sweep file and field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+from earlyq_sim.errors import UserError, read_yaml
+from earlyq_sim.simulator.cost import arch as _arch
+from earlyq_sim.simulator.cost.arch import ArchSpec, load_arch, parse_arch
+from earlyq_sim.simulator.cost.pe_types import pe_type, pe_type_names
+from earlyq_sim.schedule import PrecisionSchedule, check_bits
+
+TOP_FIELDS = ("name", "models", "archs", "overrides", "schedules", "baseline", "steps", "batch", "cfg",
+              "ref_arch", "chunk_size")
+TWO_STAGE_FIELDS = ("early_bits", "boundary", "late_bits", "weight_bits", "prob_bits")
+#: YAML spellings of top-level ArchSpec fields
+ALIASES = {"dram.bytes_per_cycle": "dram_bytes_per_cycle", "vector.elems_per_cycle": "vector_elems_per_cycle"}
+_NOT_SWEEPABLE = ("name", "description", "normalisation", "source")
+
+
+class _NESTED:  # ArchSpec field -> its nested spec class (pe: fields from the PE-type registry)
+    array, buffers = _arch.ArraySpec, _arch.BufferSpec
+    accumulator, energy = _arch.AccumulatorSpec, _arch.EnergySpec
+
+
+def pe_fields(type_name: str) -> tuple[str, ...]:
+    """The ``pe:`` fields a PE type reads (its registry entry's declaration)."""
+    return tuple(f.name for f in pe_type(type_name).fields)
+
+
+def override_paths() -> tuple[str, ...]:
+    """Dotted ArchSpec field paths a sweep may override, e.g. ``array.rows``, ``clock_mhz``."""
+    out = []
+    for f in dataclasses.fields(ArchSpec):
+        if f.name in _NOT_SWEEPABLE:
+            continue
+        sub = getattr(_NESTED, f.name, None)
+        if f.name == "pe":
+            names = ["type"] + [n for t in pe_type_names() for n in pe_fields(t)]
+            out += [f"pe.{n}" for n in dict.fromkeys(names)]
+        elif sub is None:
+            out.append(f.name)
+        else:
+            out += [f"{f.name}.{g.name}" for g in dataclasses.fields(sub) if g.name != "source"]
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """One schedule of the sweep: interval-form text, or one two-stage grid point."""
+
+    text: str = ""  # interval form / shorthand; empty for two-stage entries
+    early_bits: int | None = None
+    boundary: float | None = None
+    late_bits: int | None = None
+    weight_bits: int | None = None
+    prob_bits: int | None = None
+
+    @property
+    def is_two_stage(self) -> bool:
+        return not self.text
+
+    def build(self, num_steps: int) -> PrecisionSchedule:
+        if self.text:
+            return PrecisionSchedule.parse(self.text, num_steps)
+        return PrecisionSchedule.two_stage(self.early_bits, self.late_bits, self.boundary, num_steps,
+                                           weight_bits=self.weight_bits, prob_bits=self.prob_bits)
+
+
+@dataclass(frozen=True)
+class ArchVariant:
+    """A base arch with one combination of overrides applied (validated)."""
+
+    base: str  # the name or path written in the sweep file
+    overrides: tuple[tuple[str, object], ...]  # (dotted path, value), in spec order
+    spec: ArchSpec
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    source: str  # file the spec came from ('<dict>' for an in-memory mapping)
+    models: tuple[str, ...]
+    archs: tuple[ArchVariant, ...]  # every base arch x override combination
+    override_fields: tuple[str, ...]
+    schedules: tuple[ScheduleEntry, ...]
+    baseline: str
+    steps: int | None  # None: each model's default
+    batch: int
+    cfg: bool
+    ref_arch: ArchSpec
+    chunk_size: int
+
+    @property
+    def num_points(self) -> int:
+        return len(self.models) * len(self.archs) * len(self.schedules)
+
+
+# ---------------------------------------------------------------------------------------------
+def arch_to_dict(spec: ArchSpec) -> dict:
+    """The YAML mapping :func:`parse_arch` reads, rebuilt from a spec (inverse of parse_arch)."""
+    return {
+        "name": spec.name, "description": spec.description, "normalisation": spec.normalisation,
+        "clock_mhz": spec.clock_mhz, "array": dataclasses.asdict(spec.array), "pe": spec.pe.as_dict(),
+        "buffers": dataclasses.asdict(spec.buffers), "dram": {"bytes_per_cycle": spec.dram_bytes_per_cycle},
+        "vector": {"elems_per_cycle": spec.vector_elems_per_cycle},
+        "accumulator": dataclasses.asdict(spec.accumulator), "energy": dataclasses.asdict(spec.energy),
+    }
+
+
+def apply_overrides(spec: ArchSpec, overrides, src: str) -> ArchSpec:
+    """``dataclasses.replace`` each (dotted path, value) into ``spec``, then re-validate via parse_arch."""
+    allowed = override_paths()
+    for path, value in overrides:
+        if path not in allowed:
+            raise UserError(f"{src}: overrides.{path}: unknown arch field; allowed: {', '.join(allowed)}")
+        if isinstance(value, list):
+            value = tuple(value)
+        head, _, leaf = path.partition(".")
+        if leaf:
+            if head == "pe":
+                if leaf not in pe_fields(spec.pe.type) and leaf != "type":
+                    raise UserError(f"{src}: overrides.{path}: arch {spec.name!r} (pe.type {spec.pe.type}) does not "
+                                    f"use it; allowed pe fields for it: {', '.join(pe_fields(spec.pe.type))}")
+                spec = dataclasses.replace(spec, pe=spec.pe.replace(**{leaf: value}))
+            else:
+                spec = dataclasses.replace(spec, **{head: dataclasses.replace(getattr(spec, head), **{leaf: value})})
+        else:
+            spec = dataclasses.replace(spec, **{head: value})
+    where = ", ".join(f"{p}={v!r}" for p, v in overrides)
+    label = f"<arch {spec.name}>"
+    try:
+        checked = parse_arch(arch_to_dict(spec), label)
+    except UserError as e:  # name the sweep file and the field, keep parse_arch's reason
+        reason = str(e).removeprefix(f"{label}: ")
+        raise UserError(f"{src}: overrides.{reason} (arch {spec.name!r} with {where})") from None
+    return dataclasses.replace(checked, source=spec.source)
+
+
+def _listify(v, src: str, field: str) -> list:
+    out = v if isinstance(v, list) else [v]
+    if not out:
+        raise UserError(f"{src}: {field}: empty list; allowed a value or a non-empty list")
+    return out
+
+
+def _int(v, src, field, lo=1, hi=None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise UserError(f"{src}: {field}: {v!r} is not allowed; allowed an integer {rng}")
+    return v
+
+
+def _str_list(data, key, src, default=None) -> tuple[str, ...]:
+    if key not in data:
+        if default is None:
+            raise UserError(f"{src}: {key}: missing required field; allowed a name or a list of names")
+        return default
+    vals = _listify(data[key], src, key)
+    for i, v in enumerate(vals):
+        if not isinstance(v, str) or not v:
+            raise UserError(f"{src}: {key}[{i}]: {v!r} is not allowed; allowed a non-empty string")
+    if len(set(vals)) != len(vals):
+        raise UserError(f"{src}: {key}: duplicate entries {vals}; allowed each entry once")
+    return tuple(vals)
+
+
+def _read_schedules(data, src) -> tuple[ScheduleEntry, ...]:
+    raw = _listify(data.get("schedules", ["a4@0-0.4,a8@0.4-1"]), src, "schedules")
+    out: list[ScheduleEntry] = []
+    for i, item in enumerate(raw):
+        field = f"schedules[{i}]"
+        if isinstance(item, str):
+            try:
+                PrecisionSchedule.parse(item, 100)  # syntax and coverage; steps fixed per point later
+            except UserError as e:
+                raise UserError(f"{src}: {field}: {e}") from None
+            out.append(ScheduleEntry(text=item))
+            continue
+        if not (isinstance(item, dict) and set(item) == {"two_stage"} and isinstance(item["two_stage"], dict)):
+            raise UserError(f"{src}: {field}: {item!r} is not allowed; allowed an interval-form string "
+                            "(a4@0-0.4,a8@0.4-1 or W8A8) or {two_stage: {early_bits, boundary, late_bits, weight_bits}}")
+        ts = item["two_stage"]
+        extra = sorted(set(ts) - set(TWO_STAGE_FIELDS))
+        if extra:
+            raise UserError(f"{src}: {field}.two_stage.{extra[0]}: unknown field; allowed: {', '.join(TWO_STAGE_FIELDS)}")
+        grid = {}
+        for k, default in (("early_bits", None), ("boundary", None), ("late_bits", 8), ("weight_bits", 8)):
+            if k not in ts and default is None:
+                raise UserError(f"{src}: {field}.two_stage.{k}: missing required field")
+            vals = _listify(ts.get(k, default), src, f"{field}.two_stage.{k}")
+            for v in vals:
+                if k == "boundary":
+                    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                        raise UserError(f"{src}: {field}.two_stage.boundary: {v!r} is not allowed; allowed a number in 0..1")
+                else:
+                    try:
+                        check_bits(v, f"{field}.two_stage.{k}")
+                    except UserError as e:
+                        raise UserError(f"{src}: {e}") from None
+            grid[k] = [float(v) if k == "boundary" else int(v) for v in vals]
+        prob = ts.get("prob_bits")
+        if prob is not None:
+            try:
+                check_bits(prob, f"{field}.two_stage.prob_bits")
+            except UserError as e:
+                raise UserError(f"{src}: {e}") from None
+        for e, b, l, w in itertools.product(grid["early_bits"], grid["boundary"], grid["late_bits"],
+                                            grid["weight_bits"]):
+            out.append(ScheduleEntry(early_bits=e, boundary=b, late_bits=l, weight_bits=w, prob_bits=prob))
+    if len(set(out)) != len(out):
+        dup = next(e for i, e in enumerate(out) if e in set(out[:i]))
+        raise UserError(f"{src}: schedules: {dup.text or dup} is listed twice; allowed each schedule once")
+    return tuple(out)
+
+
+def _read_archs(data, src) -> tuple[tuple[ArchVariant, ...], tuple[str, ...]]:
+    bases = _str_list(data, "archs", src)
+    ov = data.get("overrides") or {}
+    if not isinstance(ov, dict):
+        raise UserError(f"{src}: overrides: expected a mapping of dotted arch fields to value lists, "
+                        f"e.g. array.rows: [16, 32]; got {type(ov).__name__}")
+    fields = []
+    grids = []
+    for k, vals in ov.items():
+        path = ALIASES.get(str(k), str(k))
+        if path not in override_paths():
+            raise UserError(f"{src}: overrides.{k}: unknown arch field; allowed: {', '.join(override_paths())}")
+        fields.append(path)
+        # a list of lists is a grid of list values (pe.fusion_widths); a flat list is a grid of scalars
+        vals = _listify(vals, src, f"overrides.{k}")
+        if len({repr(v) for v in vals}) != len(vals):
+            raise UserError(f"{src}: overrides.{k}: duplicate values {vals}; allowed each value once")
+        grids.append(vals)
+    if len(set(fields)) != len(fields):
+        raise UserError(f"{src}: overrides: a field is given twice (once under its alias); allowed each once")
+    variants = []
+    for base in bases:
+        try:
+            spec = load_arch(base)
+        except UserError as e:
+            raise UserError(f"{src}: archs: {e}") from None
+        for combo in itertools.product(*grids):
+            pairs = tuple(zip(fields, combo))
+            variants.append(ArchVariant(base, pairs, apply_overrides(spec, pairs, src) if pairs else spec))
+    return tuple(variants), tuple(fields)
+
+
+def parse_sweep(data, src: str = "<dict>") -> SweepSpec:
+    """Validate a parsed YAML mapping into a :class:`SweepSpec`; ``src`` names it in errors."""
+    if not isinstance(data, dict):
+        raise UserError(f"{src}: top level: expected a mapping with fields {', '.join(TOP_FIELDS)}")
+    extra = sorted(str(k) for k in set(data) - set(TOP_FIELDS))
+    if extra:
+        raise UserError(f"{src}: {extra[0]}: unknown field; allowed: {', '.join(TOP_FIELDS)}")
+    from earlyq_sim.models.registry import resolve_model
+
+    models = _str_list(data, "models", src)
+    for m in models:
+        try:
+            resolve_model(m)
+        except UserError as e:
+            raise UserError(f"{src}: models: {e}") from None
+    archs, fields = _read_archs(data, src)
+    schedules = _read_schedules(data, src)
+    baseline = data.get("baseline", "W8A8")
+    try:
+        if not isinstance(baseline, str) or not PrecisionSchedule.parse(baseline, 100).is_uniform:
+            raise UserError(f"{baseline!r} is not uniform")
+    except UserError as e:
+        raise UserError(f"{src}: baseline: {e}; allowed a uniform schedule such as W8A8 or W4A8") from None
+    steps = data.get("steps")
+    steps = None if steps is None else _int(steps, src, "steps", 1, 100000)
+    batch = _int(data.get("batch", 1), src, "batch", 1, 4096)
+    cfg = data.get("cfg", False)
+    if not isinstance(cfg, bool):
+        raise UserError(f"{src}: cfg: {cfg!r} is not allowed; allowed true | false")
+    ref_name = data.get("ref_arch", "int8-systolic")
+    try:
+        ref = load_arch(ref_name)
+    except UserError as e:
+        raise UserError(f"{src}: ref_arch: {e}") from None
+    chunk = _int(data.get("chunk_size", 64), src, "chunk_size", 1, 1_000_000)
+    name = data.get("name", Path(src).stem if src != "<dict>" else "sweep")
+    if not isinstance(name, str):
+        raise UserError(f"{src}: name: {name!r} is not allowed; allowed a string")
+    return SweepSpec(name, src, models, archs, fields, schedules, baseline, steps, batch, cfg, ref, chunk)
+
+
+def load_sweep(spec) -> SweepSpec:
+    """A SweepSpec from a path to a YAML file, a mapping, or a SweepSpec (returned as is)."""
+    if isinstance(spec, SweepSpec):
+        return spec
+    if isinstance(spec, dict):
+        return parse_sweep(spec)
+    p = Path(spec)
+    if not p.is_file():
+        raise UserError(f"{p}: sweep spec file not found; allowed a path to a .yaml sweep spec")
+    data = read_yaml(p)
+    return parse_sweep(data, str(p))

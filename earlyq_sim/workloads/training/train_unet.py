@@ -1,0 +1,378 @@
+"""Train the small Fashion-MNIST DDPM (diffusers ``UNet2DModel``, epsilon prediction).
+
+Resumable: a checkpoint holds model, EMA, optimizer, step, elapsed seconds and the state of the
+one ``torch.Generator`` that draws every batch index, timestep and noise sample, so a resumed
+run repeats the loss sequence of an uninterrupted one exactly. The EMA decay warms up as
+``min(decay, (1 + step) / (10 + step))`` because a fixed 0.999 from step 0 still carries ~22% of
+the random initial weights after 1500 steps (REFERENCES.md, EMA trap).
+
+Run: ``python -m earlyq_sim.workloads.training.train_unet --ckpt-dir /work/ckpt/fmnist16 --steps 200000``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from earlyq_sim.errors import UserError
+from earlyq_sim.models.registry import CONFIG_DIR, WEIGHTS_DIR
+from earlyq_sim.workloads.sampling.sampler_registry import make_scheduler
+from earlyq_sim.workloads.training.datasets import load_fmnist
+
+CKPT_PREFIX = "ckpt_"
+CSV_FIELDS = ("step", "loss", "lr", "seconds")
+
+
+# ---- model config, building and weights ----------------------------------------------------
+def load_model_config(name: str = "fmnist16") -> dict:
+    """The shipped config ``models/configs/<name>.json`` as ``{unet, scheduler, resolution, weights, ...}``.
+
+    The file itself is a plain diffusers ``UNet2DModel`` config (so ``UNet2DModel.from_config``
+    reads it directly); the project's extras (scheduler, dataset, weights file) sit under the
+    ``_earlyq`` key, which diffusers ignores like every key starting with an underscore.
+    """
+    path = CONFIG_DIR / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in (CONFIG_DIR).glob("*.json"))
+        raise UserError(f"{path}: model config not found; allowed names {', '.join(known)}")
+    with open(path) as fh:
+        raw = json.load(fh)
+    extra = raw.get("_earlyq")
+    if not isinstance(extra, dict) or "scheduler" not in extra:
+        raise UserError(f"{path}: field '_earlyq.scheduler' missing; allowed a UNet2DModel config with an _earlyq block")
+    unet = {k: v for k, v in raw.items() if not k.startswith("_")}
+    return {**extra, "unet": unet, "config_path": str(path)}
+
+
+def build_unet(model_cfg: dict):
+    """A randomly initialised diffusers ``UNet2DModel`` from the config's ``unet`` block."""
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(**model_cfg["unet"])
+
+
+def build_scheduler(model_cfg: dict, kind: str = "ddpm"):
+    """The sampler registry's scheduler ``kind`` built from the config's ``scheduler`` block."""
+    return make_scheduler(kind, model_cfg["scheduler"])
+
+
+def save_unet_safetensors(model, path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Write the model's state dict as safetensors atomically (tmp file + rename)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp), metadata=metadata or {})
+    os.chmod(tmp, 0o644)  # safetensors writes 0600; installed package data must be readable
+    os.replace(tmp, path)
+
+
+def load_trained_unet(name: str = "fmnist16", weights: str | os.PathLike | None = None):
+    """The trained UNet (EMA weights) from the shipped safetensors, or ``weights`` (a training
+    export), in eval mode without gradients; ``models.loader.load_unet`` does the loading."""
+    from earlyq_sim.models.loader import load_unet
+
+    path = Path(weights) if weights else WEIGHTS_DIR / load_model_config(name)["weights"]
+    if not path.is_file():
+        raise UserError(f"{path}: trained weights not found; train with "
+                        f"'python -m earlyq_sim.workloads.training.train_unet --ckpt-dir DIR --export {path}'")
+    try:
+        model = load_unet(name, weights=path)
+    except UserError as exc:
+        raise UserError(f"{path}: weights do not load into config '{name}' ({exc}); re-export them") from None
+    return model.requires_grad_(False)
+
+
+def trained_step(name: str = "fmnist16", weights=None) -> int | None:
+    """Training step recorded in the shipped safetensors metadata (None if unknown)."""
+    from safetensors import safe_open
+
+    path = Path(weights) if weights else WEIGHTS_DIR / load_model_config(name)["weights"]
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as fh:
+        step = (fh.metadata() or {}).get("step")
+    return int(step) if step is not None else None
+
+
+def sample_ddim(model, n: int, steps: int = 50, seed: int = 0, batch_size: int = 250,
+                name: str = "fmnist16") -> torch.Tensor:
+    """Full-precision DDIM (eta 0) samples ``(n, C, R, R)`` clipped to [-1, 1]: the one sampling
+    loop (``samplers.run_sampler``), so image i's noise is seeded by (seed, i) as everywhere else."""
+    from earlyq_sim.workloads.sampling.samplers import run_sampler
+
+    x = run_sampler(model, n, seed, "ddim", steps, batch_size, 0.0, load_model_config(name)["scheduler"],
+                    progress=False)
+    return x.clamp(-1, 1)
+
+
+# ---- training -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters and paths of one diffusion training run (times in seconds)."""
+
+    ckpt_dir: str
+    steps: int = 200_000
+    batch_size: int = 64
+    lr: float = 5e-4
+    warmup_steps: int = 500
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    seed: int = 0
+    threads: int = 1
+    ckpt_every_steps: int = 0          # 0: only time-based / final checkpoints
+    ckpt_every_s: float = 300.0
+    keep_ckpts: int = 2
+    export_path: str | None = None     # EMA weights (safetensors), written atomically
+    export_every_s: float = 600.0
+    milestone_every: int = 1000        # EMA weights at multiples of this step kept in milestones/
+    log_every: int = 50
+    model_name: str = "fmnist16"
+    data_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one call trained: per-step losses of this call, final step, checkpoint path."""
+
+    start_step: int
+    end_step: int
+    losses: tuple[float, ...] = field(repr=False)
+    last_ckpt: str | None
+    seconds: float
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``cfg.lr`` over ``warmup_steps``, then constant."""
+    if cfg.warmup_steps <= 0:
+        return cfg.lr
+    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+
+
+def ema_decay_at(step: int, max_decay: float) -> float:
+    """EMA decay with warm-up (see module docstring)."""
+    return min(max_decay, (1.0 + step) / (10.0 + step))
+
+
+def list_checkpoints(ckpt_dir: str | os.PathLike) -> list[Path]:
+    """Checkpoints in ``ckpt_dir``, oldest first (names carry a zero-padded step)."""
+    d = Path(ckpt_dir)
+    return sorted(d.glob(f"{CKPT_PREFIX}*.pt")) if d.is_dir() else []
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class _Trainer:
+    """Holds the mutable training state; one instance per ``train_diffusion`` call."""
+
+    def __init__(self, cfg: TrainConfig, data: torch.Tensor):
+        self.cfg = cfg
+        self.data = data
+        model_cfg = load_model_config(cfg.model_name)
+        torch.manual_seed(cfg.seed)  # weight init; a resume overwrites it with the checkpoint
+        self.model = build_unet(model_cfg)
+        self.ema = build_unet(model_cfg)
+        self.ema.load_state_dict(self.model.state_dict())
+        self.ema.requires_grad_(False)
+        self.scheduler = build_scheduler(model_cfg, kind="ddpm")
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.step = 0
+        self.seconds = 0.0
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def save(self) -> Path:
+        d = Path(self.cfg.ckpt_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"{CKPT_PREFIX}{self.step:08d}.pt"
+        _atomic_torch_save({
+            "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(), "step": self.step, "seconds": self.seconds,
+            "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "config": self.cfg.__dict__,
+        }, path)
+        for old in list_checkpoints(d)[:-max(1, self.cfg.keep_ckpts)]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def resume(self) -> Path | None:
+        ckpts = list_checkpoints(self.cfg.ckpt_dir)
+        if not ckpts:
+            return None
+        try:
+            state = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
+            self.model.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            self.opt.load_state_dict(state["opt"])
+        except Exception as exc:  # a corrupt or mismatched checkpoint is a user-fixable problem
+            raise UserError(f"{ckpts[-1]}: cannot resume ({type(exc).__name__}); delete it or pick another --ckpt-dir") from None
+        self.step = int(state["step"])
+        self.seconds = float(state["seconds"])
+        self.gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        return ckpts[-1]
+
+    def export(self) -> None:
+        if self.cfg.export_path:
+            save_unet_safetensors(self.ema, self.cfg.export_path,
+                                           metadata={"step": str(self.step), "ema": "true"})
+
+    # ---- one optimisation step ---------------------------------------------------------
+    def train_step(self) -> float:
+        cfg = self.cfg
+        n = self.data.shape[0]
+        idx = torch.randint(0, n, (cfg.batch_size,), generator=self.gen)
+        x0 = self.data[idx]
+        noise = torch.randn(x0.shape, generator=self.gen)
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (cfg.batch_size,), generator=self.gen)
+        xt = self.scheduler.add_noise(x0, noise, t)
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(self.step, cfg)
+        loss = F.mse_loss(self.model(xt, t).sample, noise)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        decay = ema_decay_at(self.step, cfg.ema_decay)
+        with torch.no_grad():
+            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+                pe.lerp_(pm, 1.0 - decay)
+            for be, bm in zip(self.ema.buffers(), self.model.buffers()):
+                be.copy_(bm)
+        self.step += 1
+        return float(loss.detach())
+
+
+def _open_curve(path: Path, resume_step: int):
+    """Open the training-curve CSV for appending, dropping rows past the resumed step."""
+    rows = []
+    if path.is_file() and resume_step > 0:
+        with open(path, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
+    fh = open(path, "w", newline="")
+    writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    fh.flush()
+    return fh, writer
+
+
+def train_diffusion(cfg: TrainConfig, data: torch.Tensor | None = None,
+                    stop_after: int | None = None) -> TrainResult:
+    """Train (or resume) until ``cfg.steps`` total steps; returns this call's losses.
+
+    ``data``: float images ``(N, 1, 16, 16)`` in [-1, 1]; default the Fashion-MNIST train split.
+    ``stop_after``: stop after this many steps in this call (still saving a checkpoint), for tests.
+    The run also stops cleanly, with a checkpoint, on SIGTERM or SIGINT.
+    """
+    if cfg.batch_size < 1 or cfg.steps < 0:
+        raise UserError(f"train: batch_size {cfg.batch_size} / steps {cfg.steps} invalid; allowed batch_size>=1, steps>=0")
+    torch.set_num_threads(cfg.threads)
+    if data is None:
+        data = load_fmnist("train", resolution=load_model_config(cfg.model_name)["resolution"],
+                           data_dir=cfg.data_dir)
+    tr = _Trainer(cfg, data)
+    tr.resume()
+    start = tr.step
+    Path(cfg.ckpt_dir).mkdir(parents=True, exist_ok=True)
+    fh, writer = _open_curve(Path(cfg.ckpt_dir) / "train_curve.csv", start)
+
+    stop = {"flag": False}
+    old_handlers = {}
+
+    def _on_signal(signum, frame):  # finish the current step, checkpoint, exit
+        stop["flag"] = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            old_handlers[sig] = signal.signal(sig, _on_signal)
+        except ValueError:  # not in the main thread
+            pass
+
+    losses: list[float] = []
+    window: list[float] = []
+    last_ckpt = last_export = time.monotonic()
+    ckpt_path = None
+    t_prev = time.monotonic()
+    try:
+        while tr.step < cfg.steps and not stop["flag"]:
+            if stop_after is not None and len(losses) >= stop_after:
+                break
+            loss = tr.train_step()
+            now = time.monotonic()
+            tr.seconds += now - t_prev
+            t_prev = now
+            losses.append(loss)
+            window.append(loss)
+            if tr.step % cfg.log_every == 0:
+                writer.writerow({"step": tr.step, "loss": f"{sum(window) / len(window):.6f}",
+                                 "lr": f"{lr_at(tr.step - 1, cfg):.3e}", "seconds": f"{tr.seconds:.1f}"})
+                fh.flush()
+                window.clear()
+            if (cfg.ckpt_every_steps and tr.step % cfg.ckpt_every_steps == 0) or now - last_ckpt >= cfg.ckpt_every_s:
+                ckpt_path = tr.save()
+                last_ckpt = now
+            if cfg.milestone_every and tr.step % cfg.milestone_every == 0:
+                save_unet_safetensors(tr.ema, Path(cfg.ckpt_dir) / "milestones" / f"ema_{tr.step:08d}.safetensors",
+                                      metadata={"step": str(tr.step), "ema": "true"})
+            if cfg.export_path and now - last_export >= cfg.export_every_s:
+                tr.export()
+                last_export = now
+        if tr.step > start or ckpt_path is None:
+            ckpt_path = tr.save()
+        tr.export()
+    finally:
+        fh.close()
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+    return TrainResult(start, tr.step, tuple(losses), str(ckpt_path), tr.seconds)
+
+
+def _parse(argv=None) -> TrainConfig:
+    p = argparse.ArgumentParser(prog="python -m earlyq_sim.workloads.training.train_unet", description=__doc__.split("\n")[0])
+    p.add_argument("--ckpt-dir", required=True)
+    p.add_argument("--steps", type=int, default=200_000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--warmup-steps", type=int, default=500)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--ckpt-every-s", type=float, default=300.0)
+    p.add_argument("--export", dest="export_path", default=None)
+    p.add_argument("--export-every-s", type=float, default=600.0)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--milestone-every", type=int, default=1000)
+    p.add_argument("--data-dir", default=None)
+    a = p.parse_args(argv)
+    return TrainConfig(**vars(a))
+
+
+def main(argv=None) -> int:
+    try:
+        res = train_diffusion(_parse(argv))
+    except UserError as exc:
+        print(f"error: {exc}")
+        return 2
+    print(f"trained steps {res.start_step}..{res.end_step} in {res.seconds:.0f}s; checkpoint {res.last_ckpt}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""End-to-end tests of `earlyq-sim run` (cost lane) and its bad-input handling."""
+
+import json
+
+import pytest
+
+
+
+
+
+def test_run_json_has_documented_fields(tmp_path, run_cli):
+    code, out, err = run_cli(["run", "--arch", "stripes", "--model", "ddpm-cifar10", "--steps", "20",
+                              "--early-bits", "4", "--boundary", "0.4", "--json", "--out", str(tmp_path)])
+    assert code == 0, err
+    s = json.loads(out)
+    assert s["model"]["name"] == "ddpm-cifar10"
+    assert abs(s["model"]["params"] - 35.7e6) / 35.7e6 < 0.01
+    assert s["arch"]["name"] == "stripes"
+    assert [st["steps"] for st in s["stages"]] == [8, 12]
+    for st in s["stages"]:
+        for k in ("start", "end", "steps", "act_bits", "weight_bits", "cycles", "latency_ms", "energy_mj", "speedup"):
+            assert k in st
+    early, late = s["stages"]
+    assert 1.3 < early["speedup"] <= 2.0 + 1e-9  # bit-serial: at most 8/4
+    assert abs(late["speedup"] - 1.0) < 1e-9
+    t = s["total"]
+    assert t["latency_ms"] == pytest.approx(early["latency_ms"] + late["latency_ms"])
+    assert t["energy_mj"] == pytest.approx(early["energy_mj"] + late["energy_mj"])
+    for f in ("summary.json", "per_step.csv", "per_step.parquet", "per_layer.csv", "per_stage.csv", "report.pdf"):
+        assert (tmp_path / f).stat().st_size > 0
+    assert (tmp_path / "report.pdf").read_bytes()[:4] == b"%PDF"
+    assert json.loads((tmp_path / "summary.json").read_text()) == s
+
+
+def test_run_table_names_units_and_basis(run_cli):
+    code, out, _ = run_cli(["run", "--arch", "int8-systolic", "--model", "ddpm-cifar10", "--steps", "10"])
+    assert code == 0
+    assert "latency ms" in out and "energy mJ" in out and "baseline W8A8" in out and "int8-systolic" in out
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--arch", "nope"], ["nope", "int8-systolic", "stripes"]),
+    (["--arch", "stripes", "--model", "nomodel"], ["nomodel", "sd-v1.5"]),
+    (["--arch", "stripes", "--early-bits", "17"], ["--early-bits", "1..16"]),
+    (["--arch", "stripes", "--schedule", "a4@0-0.3,a8@0.5-1"], ["gap"]),
+    (["--arch", "stripes", "--schedule", "a4@0-0.6,a8@0.5-1"], ["overlap"]),
+    (["--arch", "stripes", "--baseline", "a4@0-0.5,a8@0.5-1"], ["uniform"]),
+    (["--arch", "stripes", "--model", "/nonexistent/unet"], ["/nonexistent/unet"]),
+])
+def test_bad_input_is_one_line_exit_2(args, words, run_cli):
+    code, out, err = run_cli(["run", *args, "--model", "ddpm-cifar10"] if "--model" not in args else ["run", *args])
+    assert code == 2
+    lines = [ln for ln in err.strip().splitlines() if ln]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+def test_bad_arch_yaml_names_file_and_field(tmp_path, run_cli):
+    from earlyq_sim.simulator.cost.arch import ARCH_DIR
+
+    text = (ARCH_DIR / "stripes.yaml").read_text().replace("rows: 32", "rows: -3", 1)
+    assert "rows: -3" in text
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    code, _, err = run_cli(["run", "--arch", str(p), "--model", "ddpm-cifar10"])
+    assert code == 2 and "bad.yaml" in err and "rows" in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_with_quality_on_shipped_model(run_cli, tmp_path, isolated_cache):
+    """The main job end to end on the shipped model at a small size: cost table and the image
+    quality table (FD, precision/recall, PSNR/SSIM, sampling and calibration seconds) in the
+    output and in summary.json."""
+    import json
+    code, out, err = run_cli(["run", "--model", "fmnist16", "--arch", "stripes", "--steps", "4", "--n", "4",
+                              "--calib-n", "4", "--out", str(tmp_path)])
+    assert code == 0, err
+    assert "image quality: fmnist16, 4 images" in out and "sample s" in out and "calib s" in out
+    runs = json.loads((tmp_path / "summary.json").read_text())["quality"]["runs"]
+    assert [r["run"] for r in runs] == ["full precision", "baseline", "schedule"]
+    assert runs[0]["calib_seconds"] is None and all(r["calib_seconds"] > 0 for r in runs[1:])
+    assert all(r["sample_seconds"] > 0 and r["fd"] is not None for r in runs)
+    assert runs[1]["psnr_db_mean"] is not None and runs[0]["psnr_db_mean"] is None
