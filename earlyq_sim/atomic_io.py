@@ -1,4 +1,4 @@
-"""Atomic writers for result tables (CSV, Parquet, JSON).
+"""Atomic writers: any file (``atomic_path``), bytes, and result tables (CSV, Parquet, JSON, NPY).
 
 A user's results are never half-written: each file is written to a temporary sibling and moved
 into place with ``os.replace``, which is atomic on POSIX file systems.
@@ -11,7 +11,9 @@ import json
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -26,23 +28,33 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """A temporary path beside ``path`` for any writer (a library's ``save(path)``, a compiler's
+    ``-o``); moved onto ``path`` when the block succeeds, deleted when it raises. ``suffix`` ends
+    the temporary name (for writers that append an extension, like ``np.savez``). The file gets
+    the permissions a plain new file would have (mkstemp and safetensors make 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    os.close(fd)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results should read like any new file
-        with os.fdopen(fd, "wb") as fh:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, then rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return Path(path)
 
 
 def _jsonable(obj):

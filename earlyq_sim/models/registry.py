@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from earlyq_sim.errors import UserError
+from earlyq_sim.models.config_io import read_config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -116,8 +117,6 @@ def resolve_model(name_or_path: str | os.PathLike) -> ModelInfo:
     if not looks_like_path:
         raise UserError(f"unknown model {key!r}; valid names: {', '.join(model_names())}, "
                         "or a local diffusers UNet folder containing config.json")
-    from earlyq_sim.models.loader import read_config  # loader imports this module
-
     config_file, config = read_config(key)
     return info_from_config(config, config_file)
 

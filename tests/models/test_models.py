@@ -12,7 +12,8 @@ from diffusers import UNet2DConditionModel, UNet2DModel
 
 from earlyq_sim.errors import UserError
 from earlyq_sim.models import registry
-from earlyq_sim.models.loader import build_unet, config_for, example_inputs, load_unet, read_config
+from earlyq_sim.models.config_io import read_config
+from earlyq_sim.models.loader import build_unet, config_for, example_inputs, load_unet
 from earlyq_sim.models.registry import MODELS, ModelInfo, resolve_model
 from earlyq_sim.simulator.cost.tracer import trace_model, trace_module
 

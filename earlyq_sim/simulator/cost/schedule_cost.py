@@ -118,6 +118,24 @@ def _ratio(num, den):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
+def compare_totals(run: dict, baseline: dict, reference: dict | None = None) -> dict:
+    """The comparison's definitions on totals (dicts with ``latency_ms``, ``compute_cycles``,
+    ``energy_mj`` of the same steps; ``latency_ms`` alone gives ``speedup`` only): ``speedup`` and ``compute_speedup`` (latency and compute
+    cycles, baseline / run), ``energy_saving`` (baseline / run energy) and, with ``reference``,
+    ``speedup_vs_ref``. Used by :func:`compare` and by sweeps, so both state them once."""
+    def r(num, den) -> float:  # scalar twin of _ratio (same IEEE division; sweeps call this per point)
+        return float(num) / float(den) if den > 0 else float("nan")
+
+    out = {"speedup": r(baseline["latency_ms"], run["latency_ms"])}
+    if "compute_cycles" in run:
+        out["compute_speedup"] = r(baseline["compute_cycles"], run["compute_cycles"])
+    if "energy_mj" in run:
+        out["energy_saving"] = r(baseline["energy_mj"], run["energy_mj"])
+    if reference is not None:
+        out["speedup_vs_ref"] = r(reference["latency_ms"], run["latency_ms"])
+    return out
+
+
 def compare(run: ScheduleCost, baseline: ScheduleCost, reference: ScheduleCost | None = None) -> ScheduleCost:
     """Add speedup columns to ``run``'s tables.
 
@@ -144,16 +162,15 @@ def compare(run: ScheduleCost, baseline: ScheduleCost, reference: ScheduleCost |
     total = dict(run.total)
     total["baseline_latency_ms"] = baseline.total["latency_ms"]
     total["baseline_energy_mj"] = baseline.total["energy_mj"]
-    total["speedup"] = float(_ratio(baseline.total["latency_ms"], run.total["latency_ms"]))
-    total["compute_speedup"] = float(_ratio(baseline.total["compute_cycles"], run.total["compute_cycles"]))
-    total["energy_saving"] = float(_ratio(baseline.total["energy_mj"], run.total["energy_mj"]))
+    ratios = compare_totals(run.total, baseline.total, None if reference is None else reference.total)
+    total.update({k: ratios[k] for k in ("speedup", "compute_speedup", "energy_saving")})
     if reference is not None:
         r = next(iter(reference.by_bits.values()))
         ps["speedup_vs_ref"] = _ratio(r.latency_ms, ps["latency_ms"])
         pst["ref_latency_ms"] = pst["steps"] * r.latency_ms
         pst["speedup_vs_ref"] = _ratio(pst["ref_latency_ms"], pst["latency_ms"])
         total["ref_latency_ms"] = reference.total["latency_ms"]
-        total["speedup_vs_ref"] = float(_ratio(reference.total["latency_ms"], run.total["latency_ms"]))
+        total["speedup_vs_ref"] = ratios["speedup_vs_ref"]
     return ScheduleCost(run.arch_name, run.schedule, run.by_bits, ps, pst, total)
 
 

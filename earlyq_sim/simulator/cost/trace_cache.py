@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from earlyq_sim.atomic_io import atomic_path, atomic_write_bytes
 from earlyq_sim.simulator.cost.graph import Trace, build_graph, graph_edges
 from earlyq_sim.simulator.cost.optable import make_table
 
@@ -30,27 +30,15 @@ def cache_key(**identity) -> str:
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_trace(key: str, trace: Trace, directory: Path | None = None) -> None:
     d = directory or cache_dir()
     meta = {"model_name": trace.model_name, "params": trace.params,
             "input_shapes": {k: list(v) for k, v in trace.input_shapes.items()},
             "edges": graph_edges(trace.graph), "graph": trace.graph.graph}
     # Parquet first: the JSON is what marks an entry complete.
-    _atomic_write(d / f"{key}.parquet", lambda p: trace.ops.to_parquet(p, index=False))
-    _atomic_write(d / f"{key}.json", lambda p: Path(p).write_text(json.dumps(meta)))
+    with atomic_path(d / f"{key}.parquet") as p:
+        trace.ops.to_parquet(p, index=False)
+    atomic_write_bytes(d / f"{key}.json", json.dumps(meta).encode())
 
 
 def load_trace(key: str, directory: Path | None = None) -> Trace | None:

@@ -53,7 +53,7 @@ def quality_supported(model: str) -> str | None:
 
 def scheduler_config_for(model: str) -> dict | None:
     """The noise-schedule config shipped with a trained model (``_earlyq.scheduler``)."""
-    from earlyq_sim.models.loader import read_config
+    from earlyq_sim.models.config_io import read_config
     from earlyq_sim.models.registry import resolve_model
 
     _, cfg = read_config(resolve_model(model).config_path)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from earlyq_sim.atomic_io import atomic_path
 from earlyq_sim.errors import UserError
 from earlyq_sim.simulator.integer.quant_modules import SHARED
 from earlyq_sim.workloads.sampling.samplers import run_sampler, stage_index_per_step
@@ -139,9 +140,8 @@ def save_calibration(path: str | os.PathLike, res: CalibrationResult) -> Path:
     arr = torch.tensor([res.ranges[k] for k in keys], dtype=torch.float64).reshape(-1, 2)
     meta = {"format": FORMAT, "fingerprint": res.fingerprint, "schedule": res.schedule,
             "steps": list(res.steps), "settings": res.settings, "keys": keys}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({"ranges": arr}, str(tmp), metadata={"meta": json.dumps(meta)})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({"ranges": arr}, str(tmp), metadata={"meta": json.dumps(meta)})
     return path
 
 

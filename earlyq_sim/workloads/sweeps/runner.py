@@ -28,7 +28,7 @@ import pandas as pd
 
 from earlyq_sim.errors import UserError
 from earlyq_sim.atomic_io import write_json, write_parquet, write_table
-from earlyq_sim.simulator.cost.schedule_cost import step_cost
+from earlyq_sim.simulator.cost.schedule_cost import compare_totals, step_cost
 from earlyq_sim.schedule import PrecisionSchedule
 from earlyq_sim.workloads.sweeps.spec import ArchVariant, ScheduleEntry, SweepSpec, arch_to_dict, load_sweep
 
@@ -122,15 +122,12 @@ class StepCache:
         return hit
 
 
-def _ratio(num: float, den: float) -> float:
-    return num / den if den > 0 else math.nan
-
-
 def point_row(point: SweepPoint, ops: pd.DataFrame, ctx: _Context, cache: StepCache) -> dict:
     """One result row: parameters, per-stage speedups, totals (ms, mJ) and ratios.
 
-    Same definitions as :func:`schedule_cost.compare`: speedup and energy_saving vs the uniform
-    baseline on the same arch, speedup_vs_ref vs the baseline on ``ctx.ref_arch``.
+    Ratios from :func:`schedule_cost.compare_totals` (``compare``'s own definitions): speedup and
+    energy_saving vs the uniform baseline on the same arch, speedup_vs_ref vs the baseline on
+    ``ctx.ref_arch``; totals are sums of stage costs (step cost x steps, from the StepCache).
     """
     e, arch, steps = point.schedule, point.arch.spec, point.num_steps
     sched = e.build(steps)
@@ -153,11 +150,13 @@ def point_row(point: SweepPoint, ops: pd.DataFrame, ctx: _Context, cache: StepCa
         row[f"stage{st.index}_act_bits"] = st.bits.act
         row[f"stage{st.index}_steps"] = n
         row[f"stage{st.index}_latency_ms"] = n * s_lat
-        row[f"stage{st.index}_speedup"] = _ratio(n * b_lat, n * s_lat)
+        row[f"stage{st.index}_speedup"] = compare_totals({"latency_ms": n * s_lat}, {"latency_ms": n * b_lat})["speedup"]
     row.update({"cycles": cyc, "latency_ms": lat, "energy_mj": en, "baseline_latency_ms": steps * b_lat,
-                "baseline_energy_mj": steps * b_en, "ref_latency_ms": steps * r_lat,
-                "speedup": _ratio(steps * b_lat, lat), "compute_speedup": _ratio(steps * b_comp, comp),
-                "speedup_vs_ref": _ratio(steps * r_lat, lat), "energy_saving": _ratio(steps * b_en, en)})
+                "baseline_energy_mj": steps * b_en, "ref_latency_ms": steps * r_lat})
+    ratios = compare_totals({"latency_ms": lat, "compute_cycles": comp, "energy_mj": en},
+                            {"latency_ms": steps * b_lat, "compute_cycles": steps * b_comp, "energy_mj": steps * b_en},
+                            {"latency_ms": steps * r_lat})
+    row.update({k: ratios[k] for k in ("speedup", "compute_speedup", "speedup_vs_ref", "energy_saving")})
     return row
 
 

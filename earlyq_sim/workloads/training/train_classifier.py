@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from earlyq_sim.atomic_io import atomic_path
 from earlyq_sim.workloads.training.datasets import load_fmnist, to_uint8
 from earlyq_sim.workloads.quality.metrics import knn_radii
 from earlyq_sim.workloads.quality.feature_net import (FEATURE_NET_FILE, REF_STATS_FILE, RESOLUTION,
@@ -82,11 +83,9 @@ def train_classifier(out: str | os.PathLike = FEATURE_NET_FILE, epochs: int = 8,
         log(f"epoch {epoch + 1}/{epochs}: loss {float(loss):.3f} test acc {acc:.4f} ({time.monotonic() - t0:.0f}s)")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp),
-              metadata={"test_accuracy": f"{acc:.4f}", "epochs": str(epochs)})
-    os.chmod(tmp, 0o644)  # safetensors writes 0600; installed package data must be readable
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:  # readable like any new file (safetensors writes 0600)
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp),
+                  metadata={"test_accuracy": f"{acc:.4f}", "epochs": str(epochs)})
     return ClassifierResult(epochs, acc, time.monotonic() - t0, str(out))
 
 
@@ -98,10 +97,9 @@ def write_reference_stats(out: str | os.PathLike = REF_STATS_FILE, net_path=None
     feats = extract_features(test_u8, net)
     mu, sigma = feats.mean(0), np.cov(feats, rowvar=False)
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp.npz")
     f16 = feats.astype(np.float16)
-    np.savez_compressed(tmp, mu=mu, sigma=sigma, features=f16, radii_k3=knn_radii(f16.astype(np.float64), 3))
-    os.replace(tmp, out)
+    with atomic_path(out, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, mu=mu, sigma=sigma, features=f16, radii_k3=knn_radii(f16.astype(np.float64), 3))
     return {"mu": mu, "sigma": sigma, "n": len(feats)}
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from earlyq_sim.atomic_io import atomic_path
 from earlyq_sim.errors import UserError
 from earlyq_sim.models.registry import CONFIG_DIR, WEIGHTS_DIR
 from earlyq_sim.workloads.sampling.sampler_registry import make_scheduler
@@ -71,11 +72,9 @@ def save_unet_safetensors(model, path: str | os.PathLike, metadata: dict | None 
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp), metadata=metadata or {})
-    os.chmod(tmp, 0o644)  # safetensors writes 0600; installed package data must be readable
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # readable like any new file (safetensors writes 0600)
+        save_file(state, str(tmp), metadata=metadata or {})
 
 
 def load_trained_unet(name: str = "fmnist16", weights: str | os.PathLike | None = None):
@@ -172,9 +171,8 @@ def list_checkpoints(ckpt_dir: str | os.PathLike) -> list[Path]:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class _Trainer:

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from earlyq_sim.atomic_io import atomic_path
+
 SRC = Path(__file__).with_name("igemm.c")
 FLAGS = ["-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared"]
 NR = 16                 # output channels per packed weight block (igemm.c)
@@ -61,18 +63,11 @@ def _cache_dir() -> Path:
 
 
 def _compile(cc: str, flags: list[str], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
-    os.close(fd)
-    try:
-        r = subprocess.run([cc, *flags, str(SRC), "-o", tmp], capture_output=True, text=True, timeout=120)
+    with atomic_path(out, suffix=".so") as tmp:  # concurrent builders each write their own temp file
+        r = subprocess.run([cc, *flags, str(SRC), "-o", str(tmp)], capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             err = r.stderr.strip().splitlines()
             raise RuntimeError(f"{cc} failed: {err[-1] if err else r.returncode}")
-        os.replace(tmp, out)       # atomic: concurrent builders each write their own temp file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _build() -> Path:
