@@ -8,8 +8,9 @@ Used to prove that a refactor changes no result: capture before, capture after, 
 ``capture`` runs the commands with whatever ``earlyq_sim`` is importable (it prints which file)
 and writes each command's stdout (``NN_name.stdout``) and ``--out`` directory under DIR.
 ``compare`` checks every file byte for byte except the fields that measure wall time or name
-the output path (listed in ``VOLATILE``): those are masked before comparing. PDFs are compared
-without their creation date.
+the output path (``VOLATILE``, ``SECONDS``, the quality table's two time columns, the capture
+folder's own path): those are masked before comparing. PDFs are compared without their creation
+date, and by their text (timings masked) when the bytes differ.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import filecmp
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +42,7 @@ QUICK = {"archs", "models", "sweep", "sd_stripes", "trace", "export_scalesim", "
 VOLATILE = re.compile(r"(time|seconds|_s\b|_s\"|images_per_s|elapsed|wall|\bs\)|it/s|out/|/tmp/|"
                       r"images/s|calib.*\bs\b)", re.I)
 NUM = re.compile(r"\d+(\.\d+)?(e[-+]?\d+)?")
+SECONDS = re.compile(r"\d+(\.\d+)? s\b|\d+(\.\d+)? images/s")  # "in 6.3 s", "sampling 7.6 s (2.1 images/s"
 
 
 def capture(dest: Path, quick: bool) -> int:
@@ -65,8 +68,15 @@ def capture(dest: Path, quick: bool) -> int:
 
 
 def _mask_text(text: str) -> str:
-    lines = []
+    lines, timed_table = [], False
     for line in text.splitlines():
+        if "sample s" in line and "calib s" in line:  # quality table: its last two columns are seconds
+            timed_table = True
+        elif timed_table and line.strip() and not line.startswith(("FD vs", "sample s:", "-")):
+            line = " ".join(line.split()[:-2])
+        elif not line.strip():
+            timed_table = False
+        line = SECONDS.sub("# s", line)
         lines.append(NUM.sub("#", line) if VOLATILE.search(line) else line)
     return "\n".join(lines)
 
@@ -81,30 +91,41 @@ def _mask_json(obj):
     return obj
 
 
-def _mask_csv(text: str) -> str:
-    rows = text.splitlines()
+def _mask_csv(text: str) -> list:
+    import csv
+    import io
+    rows = list(csv.reader(io.StringIO(text)))
     if not rows:
-        return text
-    head = rows[0].split(",")
-    vol = [bool(VOLATILE.search(h)) for h in head]
-    out = [rows[0]]
-    for r in rows[1:]:
-        cells = r.split(",")
-        out.append(",".join("#" if i < len(vol) and vol[i] else c for i, c in enumerate(cells)))
-    return "\n".join(out)
+        return rows
+    vol = [bool(VOLATILE.search(h)) for h in rows[0]]
+    return [rows[0]] + [["#" if i < len(vol) and vol[i] else c for i, c in enumerate(r)] for r in rows[1:]]
 
 
-def _same(a: Path, b: Path) -> bool:
+def _read(p: Path, root: Path) -> str:
+    return p.read_text().replace(str(root), "<DIR>")  # each capture names its own output folders
+
+
+def _pdf_text(p: Path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(p), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def _same(a: Path, b: Path, ra: Path, rb: Path) -> bool:
     suf = a.suffix
     if suf == ".json":
-        return _mask_json(json.loads(a.read_text())) == _mask_json(json.loads(b.read_text()))
+        return _mask_json(json.loads(_read(a, ra))) == _mask_json(json.loads(_read(b, rb)))
     if suf == ".csv":
-        return _mask_csv(a.read_text()) == _mask_csv(b.read_text())
+        return _mask_csv(_read(a, ra)) == _mask_csv(_read(b, rb))
     if suf in (".stdout", ".md", ".txt"):
-        return _mask_text(a.read_text()) == _mask_text(b.read_text())
+        return _mask_text(_read(a, ra)) == _mask_text(_read(b, rb))
     if suf == ".pdf":
         strip = re.compile(rb"/CreationDate \(.*?\)|/ModDate \(.*?\)")
-        return strip.sub(b"", a.read_bytes()) == strip.sub(b"", b.read_bytes())
+        if strip.sub(b"", a.read_bytes()) == strip.sub(b"", b.read_bytes()):
+            return True
+        if shutil.which("pdftotext") is None:  # poppler-utils: compares the text when bytes differ
+            print(f"note: {a.name}: bytes differ and pdftotext is missing; install poppler-utils")
+            return False
+        # timings printed on a page change the bytes: compare the pages' text with them masked
+        return _mask_text(_pdf_text(a)) == _mask_text(_pdf_text(b))
     if suf == ".parquet":
         import pandas as pd
         da, db = pd.read_parquet(a), pd.read_parquet(b)
@@ -121,7 +142,7 @@ def compare(a: Path, b: Path) -> int:
         print(f"only in {'before' if rel in fa else 'after'}: {rel}")
         bad += 1
     for rel in sorted(set(fa) & set(fb)):
-        if not _same(a / rel, b / rel):
+        if not _same(a / rel, b / rel, a, b):
             print(f"differs: {rel}")
             bad += 1
     print(f"{len(set(fa) & set(fb))} files compared, {bad} differences")

@@ -21,6 +21,7 @@ from earlyq_sim.simulator.cost import energy as en
 from earlyq_sim.simulator.cost.cycle_model import bit_factors, blocked_cycles, stream_row_values, vector_cycles
 from earlyq_sim.simulator.cost.mapping import map_gemm, temporal_blocks
 from earlyq_sim.simulator.cost.memory import gemm_traffic, vector_traffic
+from earlyq_sim.simulator.cost.arch import ArchSpec
 
 #: output columns and their units
 OUTPUT_COLUMNS = {
@@ -50,7 +51,7 @@ def operand_bit_arrays(kind: np.ndarray, bits) -> tuple[np.ndarray, np.ndarray, 
     return x, y, masks
 
 
-def _check_accumulator(arch, ops, g, K, x, y, is_pa) -> None:
+def _check_accumulator(arch: ArchSpec, ops, g, K, x, y, is_pa) -> None:
     """Refuse ops whose worst-case sum needs more bits than the accumulator (policy 'error').
 
     Worst case: ``x + y + ceil(log2 K)`` bits; attention PV (pa) sums probabilities that add up
@@ -80,7 +81,7 @@ def _col(df: pd.DataFrame, name: str) -> np.ndarray:
         return df[name].to_numpy()
 
 
-def evaluate(arch, ops: pd.DataFrame, bits) -> pd.DataFrame:
+def evaluate(arch: ArchSpec, ops: pd.DataFrame, bits) -> pd.DataFrame:
     """Cost every op of ``ops`` on ``arch`` at ``bits``; one row per op, same index and order.
 
     Columns and units: see ``OUTPUT_COLUMNS`` (cycles of the arch clock, bytes, pJ).

@@ -30,6 +30,10 @@ import numpy as np
 
 from earlyq_sim.simulator.cost.mapping import ceil_div, map_gemm, temporal_blocks
 from earlyq_sim.simulator.cost.pe_types import pe_type
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: arch -> pe_types -> mapping would be an import cycle
+    from earlyq_sim.simulator.cost.arch import ArchSpec
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ def stream_row_values(dataflow: str, M, K, x_elems=None) -> np.ndarray:
     return np.asarray(x_elems, np.float64) / np.asarray(M, np.float64)
 
 
-def gemm_compute_cycles(arch, M, N, K, G, x_bits, y_bits, swappable=None, x_elems=None) -> np.ndarray:
+def gemm_compute_cycles(arch: ArchSpec, M, N, K, G, x_bits, y_bits, swappable=None, x_elems=None) -> np.ndarray:
     """Compute cycles of ``G`` GEMMs ``(M x K) @ (K x N)`` at operand bits (arrays in, int64 out).
 
     ``x_elems``: real first-operand elements per GEMM (a conv's input tensor, not im2col);
@@ -94,13 +98,13 @@ def gemm_compute_cycles(arch, M, N, K, G, x_bits, y_bits, swappable=None, x_elem
     return np.asarray(G, np.int64) * blocked_cycles(R, C, mp, blocks, f)
 
 
-def peak_macs_per_cycle(arch, x_bits, y_bits, swappable=None) -> np.ndarray:
+def peak_macs_per_cycle(arch: ArchSpec, x_bits, y_bits, swappable=None) -> np.ndarray:
     """Peak MACs per cycle of the whole array at the given bits (no fill, no folds)."""
     f = bit_factors(arch.pe, x_bits, y_bits, swappable)
     return arch.array.rows * arch.array.cols * f.lanes / (f.slot * f.passes)
 
 
-def vector_cycles(arch, elems, passes) -> np.ndarray:
+def vector_cycles(arch: ArchSpec, elems, passes) -> np.ndarray:
     """Vector-unit cycles: ``ceil(elems * passes / elems_per_cycle)``."""
     work = np.asarray(elems, np.float64) * np.asarray(passes, np.float64)
     return np.ceil(work / arch.vector_elems_per_cycle)

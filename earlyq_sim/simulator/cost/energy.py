@@ -12,25 +12,26 @@
 from __future__ import annotations
 
 import numpy as np
+from earlyq_sim.simulator.cost.arch import ArchSpec
 
 
-def gemm_compute_pj(arch, macs, f) -> np.ndarray:
+def gemm_compute_pj(arch: ArchSpec, macs, f) -> np.ndarray:
     """Compute energy of GEMMs (pJ); ``f`` is ``cycle_model.BitFactors``."""
     e = arch.energy
     return np.asarray(macs, np.float64) * (f.steps * e.step_pj + f.passes * e.accumulate_pj)
 
 
-def vector_compute_pj(arch, elems, passes) -> np.ndarray:
+def vector_compute_pj(arch: ArchSpec, elems, passes) -> np.ndarray:
     return np.asarray(elems, np.float64) * np.asarray(passes, np.float64) * arch.energy.vector_pj_per_elem
 
 
-def sram_pj(arch, sram_bytes) -> np.ndarray:
+def sram_pj(arch: ArchSpec, sram_bytes) -> np.ndarray:
     return np.asarray(sram_bytes, np.float64) * arch.energy.sram_pj_per_byte
 
 
-def dram_pj(arch, dram_bytes) -> np.ndarray:
+def dram_pj(arch: ArchSpec, dram_bytes) -> np.ndarray:
     return np.asarray(dram_bytes, np.float64) * arch.energy.dram_pj_per_byte
 
 
-def leakage_pj(arch, cycles) -> np.ndarray:
+def leakage_pj(arch: ArchSpec, cycles) -> np.ndarray:
     return 1e3 * arch.energy.leakage_mw * np.asarray(cycles, np.float64) / arch.clock_mhz

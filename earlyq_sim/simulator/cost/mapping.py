@@ -50,6 +50,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: arch -> pe_types -> mapping would be an import cycle
+    from earlyq_sim.simulator.cost.arch import ArchSpec
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ class Blocks:
     last: np.ndarray  # rows in the last block, T - (nb - 1) * tb
 
 
-def temporal_blocks(arch, mp: Mapping, row_values) -> Blocks:
+def temporal_blocks(arch: ArchSpec, mp: Mapping, row_values, blocking: bool | None = None) -> Blocks:
     """Temporal blocks for ws/is: a column fold's partial sums and a block of streamed rows on chip.
 
     ``tb`` is the largest block whose ``tb x min(C, Sc)`` partial sums fit the ofmap buffer and
@@ -103,11 +107,12 @@ def temporal_blocks(arch, mp: Mapping, row_values) -> Blocks:
     real input per output row, ``in_elems / M``, about K/9 for a 3x3 conv; is: K). Sizing for
     8 bits keeps the schedule, and so compute cycles, independent of operand bits; wider
     streamed operands overflow the block and are refetched (see ``memory``). os keeps outputs
-    in the PEs and is never blocked; with ``buffers.temporal_blocking: false`` nothing is
-    (one block of ``T`` rows, SCALE-Sim's schedule).
+    in the PEs and is never blocked; with ``blocking`` false (default:
+    ``buffers.temporal_blocking``) nothing is (one block of ``T`` rows, SCALE-Sim's schedule).
     """
     T = mp.T
-    if arch.array.dataflow == "os" or not arch.buffers.temporal_blocking:
+    blocking = arch.buffers.temporal_blocking if blocking is None else blocking
+    if arch.array.dataflow == "os" or not blocking:
         return Blocks(T, np.ones_like(T), T)
     acc_b = arch.accumulator.width_bits / 8.0
     bufs = arch.buffers

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from earlyq_sim.simulator.cost.mapping import Blocks, Mapping
+from earlyq_sim.simulator.cost.arch import ArchSpec
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Traffic:
         return self.sram_array + self.dram
 
 
-def gemm_traffic(arch, mp: Mapping, blocks: Blocks, M, N, K, G, x_bits, y_bits, out_bits, f,
+def gemm_traffic(arch: ArchSpec, mp: Mapping, blocks: Blocks, M, N, K, G, x_bits, y_bits, out_bits, f,
                  x_elems=None) -> Traffic:
     """SRAM and DRAM bytes of ``G`` GEMMs; ``f`` is ``cycle_model.BitFactors``.
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from earlyq_sim.simulator.cost.pe_types import pe_type
+from earlyq_sim.simulator.cost.arch import ArchSpec
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def step_fold(R: int, C: int, preload: int, slots: int, slot_cycles: int) -> int
 
 
 # --- the whole GEMM: folds, buffers, pipeline ---------------------------------------------------
-def simulate_gemm(arch, M: int, N: int, K: int, x_bits: int, y_bits: int, out_bits: int,
+def simulate_gemm(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: int, out_bits: int,
                   G: int = 1, swappable: bool = False, x_elems: float | None = None) -> RefResult:
     """Step ``G`` GEMMs ``(M x K) @ (K x N)`` through ``arch``; small shapes only.
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from earlyq_sim.simulator.cost.cost_model import evaluate
 from earlyq_sim.schedule import PrecisionSchedule, StepBits
+from earlyq_sim.simulator.cost.arch import ArchSpec
 
 _PJ_PER_MJ = 1e9
 ENERGY_PARTS = ("compute", "sram", "dram", "leak")
@@ -54,7 +55,7 @@ def keep_mask(ops: pd.DataFrame, schedule: PrecisionSchedule | None) -> np.ndarr
     return mask if mask.any() else None
 
 
-def step_cost(arch, ops: pd.DataFrame, bits: StepBits, schedule: PrecisionSchedule | None = None) -> StepCost:
+def step_cost(arch: ArchSpec, ops: pd.DataFrame, bits: StepBits, schedule: PrecisionSchedule | None = None) -> StepCost:
     """Evaluate one forward pass of ``ops`` on ``arch`` at ``bits``; ops of layers the
     ``schedule`` holds (``keep``) are evaluated at ``schedule.layer_bits``."""
     mask = keep_mask(ops, schedule)
@@ -71,7 +72,7 @@ def step_cost(arch, ops: pd.DataFrame, bits: StepBits, schedule: PrecisionSchedu
                     cycles / arch.clock_hz * 1e3, energy, mem_bound, per_op)
 
 
-def schedule_cost(arch, ops: pd.DataFrame, schedule: PrecisionSchedule) -> ScheduleCost:
+def schedule_cost(arch: ArchSpec, ops: pd.DataFrame, schedule: PrecisionSchedule) -> ScheduleCost:
     """Cost of every step of ``schedule`` on ``arch``; stages and totals summed from steps."""
     by_bits = {b: step_cost(arch, ops, b, schedule) for b in schedule.distinct_bits()}
     stages = schedule.stages()

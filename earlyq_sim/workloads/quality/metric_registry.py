@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from earlyq_sim.registry import Registry
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -25,14 +27,13 @@ class Metric:
     basis: str = ""
 
 
-METRICS: dict[str, Metric] = {}
+METRICS = Registry("metric")
 
 
 def register_metric(metric: Metric) -> Metric:
     if metric.better not in ("lower", "higher"):
         raise ValueError(f"metric {metric.name}: better must be 'lower' or 'higher'")
-    METRICS[metric.name] = metric
-    return metric
+    return METRICS.register(metric.name, metric)
 
 
 register_metric(Metric("fd", "FD", ".2f", "", "lower", False, lambda x: x.fd(),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from earlyq_sim.errors import UserError
+from earlyq_sim.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -20,13 +20,12 @@ class SamplerSpec:
     description: str = ""
 
 
-SAMPLERS: dict[str, SamplerSpec] = {}
+SAMPLERS = Registry("sampler")
 
 
 def register_sampler(spec: SamplerSpec) -> SamplerSpec:
     """Add a sampler; the CLI choices, training and ``run_sampler`` read this map."""
-    SAMPLERS[spec.name] = spec
-    return spec
+    return SAMPLERS.register(spec.name, spec)
 
 
 register_sampler(SamplerSpec("ddim", "DDIMScheduler", True, "DDIM (Song et al. 2021); eta 0 = deterministic"))
@@ -34,14 +33,11 @@ register_sampler(SamplerSpec("ddpm", "DDPMScheduler", False, "ancestral DDPM (Ho
 
 
 def sampler_names() -> tuple[str, ...]:
-    return tuple(SAMPLERS)
+    return SAMPLERS.names()
 
 
 def sampler_spec(sampler: str) -> SamplerSpec:
-    try:
-        return SAMPLERS[sampler]
-    except KeyError:
-        raise UserError(f"sampler: {sampler!r} is unknown; allowed {', '.join(SAMPLERS)}") from None
+    return SAMPLERS.lookup(sampler)
 
 
 def make_scheduler(sampler: str, scheduler_config: dict | None = None):

@@ -31,6 +31,7 @@ from earlyq_sim.atomic_io import write_json, write_parquet, write_table
 from earlyq_sim.simulator.cost.schedule_cost import compare_totals, step_cost
 from earlyq_sim.schedule import PrecisionSchedule
 from earlyq_sim.workloads.sweeps.spec import ArchVariant, ScheduleEntry, SweepSpec, arch_to_dict, load_sweep
+from earlyq_sim.simulator.cost.arch import ArchSpec
 
 #: Bump when the row layout or the cost aggregation changes, so old parts are not reused.
 SWEEP_VERSION = "1"
@@ -111,7 +112,7 @@ class StepCache:
         self._cache: dict = {}
         self.evaluations = 0
 
-    def get(self, model: str, ops: pd.DataFrame, arch, bits, schedule: PrecisionSchedule | None = None):
+    def get(self, model: str, ops: pd.DataFrame, arch: ArchSpec, bits, schedule: PrecisionSchedule | None = None):
         held = (schedule.keep, schedule.keep_bits) if schedule is not None and schedule.keep else None
         k = (model, arch, bits, held)
         hit = self._cache.get(k)

@@ -18,7 +18,7 @@ from earlyq_sim.simulator.cost.arch import ARCH_DIR, load_arch
 from earlyq_sim.simulator.cost.cost_model import evaluate
 from earlyq_sim.simulator.cost.mapping import ceil_div
 from earlyq_sim.simulator.cost.optable import empty_row, make_table
-from earlyq_sim.simulator.cost.pe_types import PEField, PEType, base, pe_type_names, register_pe_type
+from earlyq_sim.simulator.cost.pe_types import PE_TYPES, PEField, PEType, pe_type_names, register_pe_type
 from earlyq_sim.simulator.cost.pe_types.base import step_chunks, step_serial_cycles
 from earlyq_sim.simulator.cost.reference_sim import simulate_gemm
 from earlyq_sim.workloads.sweeps.spec import apply_overrides, override_paths
@@ -47,7 +47,7 @@ def toy_type():
     try:
         yield SerialWeight.name
     finally:
-        base._REGISTRY.pop(SerialWeight.name, None)
+        PE_TYPES.pop(SerialWeight.name, None)
 
 
 def _toy_yaml(tmp_path, **pe):
@@ -117,7 +117,7 @@ def test_new_type_cost_model_matches_reference_sim(data):
         assert ref.compute_cycles == ana.compute_cycles
         assert ref.dram_bytes == pytest.approx(ana.dram_bytes, rel=1e-9)
     finally:
-        base._REGISTRY.pop(SerialWeight.name, None)
+        PE_TYPES.pop(SerialWeight.name, None)
 
 
 def test_new_type_fields_are_sweep_overrides(toy_type, tmp_path):

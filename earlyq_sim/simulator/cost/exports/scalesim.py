@@ -39,6 +39,7 @@ from pathlib import Path
 
 from earlyq_sim.errors import UserError
 from earlyq_sim.simulator.cost.exports.common import ExportLayer, export_layers
+from earlyq_sim.simulator.cost.arch import ArchSpec
 
 CONV_HEADER = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width",
                "Channels", "Num Filter", "Strides")
@@ -146,7 +147,7 @@ def _offset_above(n: int, floor: int = 10_000_000) -> int:
     return max(floor, 10 ** math.ceil(math.log10(n + 1)))
 
 
-def scalesim_config(arch, run_name: str, max_ifmap: int = 0, max_filter: int = 0) -> configparser.ConfigParser:
+def scalesim_config(arch: ArchSpec, run_name: str, max_ifmap: int = 0, max_filter: int = 0) -> configparser.ConfigParser:
     """The arch as a SCALE-Sim v3 INI config (sections in the order scalesim 3.0 reads them)."""
     src = arch.source or arch.name
     b = arch.buffers
@@ -203,7 +204,7 @@ def _write_stages(path: Path, schedule) -> None:
                         st.bits.weight, st.bits.act, st.bits.prob])
 
 
-def export_scalesim(trace_or_ops, arch, out_dir, schedule=None, stem: str | None = None) -> ScaleSimExport:
+def export_scalesim(trace_or_ops, arch: ArchSpec, out_dir, schedule=None, stem: str | None = None) -> ScaleSimExport:
     """Write the GEMM ops of a trace (or op table) as SCALE-Sim v3 inputs for ``arch``.
 
     ``arch``: an ``ArchSpec`` or a name/path for ``load_arch``. ``schedule``: optional
@@ -244,7 +245,7 @@ def export_scalesim(trace_or_ops, arch, out_dir, schedule=None, stem: str | None
                           gemm_rows=tuple(gemm_rows), **paths)
 
 
-def _readme(stem: str, arch, n_ops: int, n_conv: int, n_gemm: int) -> str:
+def _readme(stem: str, arch: ArchSpec, n_ops: int, n_conv: int, n_gemm: int) -> str:
     pe_note = ("" if arch.pe.type == "bit_parallel" else
                f"\nNOTE: {arch.name} has {arch.pe.type} PEs; SCALE-Sim models a bit-parallel array of the same\n"
                "size, so its cycles are those of 8-bit operands on a plain systolic array.\n")

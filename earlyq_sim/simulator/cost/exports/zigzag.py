@@ -27,6 +27,7 @@ import yaml
 
 from earlyq_sim.simulator.cost.exports.common import ExportLayer, export_layers
 from earlyq_sim.schedule import StepBits
+from earlyq_sim.simulator.cost.arch import ArchSpec
 
 CONV_EQUATION = "O[b][g][k][oy][ox]+=W[g][k][c][fy][fx]*I[b][g][c][iy][ix]"
 GEMM_EQUATION = "O[d][k]+=I[d][c]*W[c][k]"
@@ -82,7 +83,7 @@ def mapping(rows: int, cols: int) -> list[dict]:
             {"name": "Gemm", "spatial_mapping": sm, "memory_operand_links": links}]
 
 
-def export_zigzag(trace_or_ops, out_dir, schedule=None, arch=None, stem: str | None = None) -> ZigZagExport:
+def export_zigzag(trace_or_ops, out_dir, schedule=None, arch: ArchSpec | None = None, stem: str | None = None) -> ZigZagExport:
     """Write one ZigZag workload YAML per precision stage of ``schedule`` (W8A8 without one).
 
     ``arch`` (optional ``ArchSpec`` or name) sets the partial-sum precision (accumulator

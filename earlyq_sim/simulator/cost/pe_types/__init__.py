@@ -12,9 +12,10 @@ stationary (second) operand bits (``StepBits.operand_bits``).
 
 from __future__ import annotations
 
-from earlyq_sim.simulator.cost.pe_types.base import PEField, PEType, REQUIRED, pe_type, pe_type_names, register_pe_type
+from earlyq_sim.simulator.cost.pe_types.base import (PE_TYPES, PEField, PEType, REQUIRED, pe_type, pe_type_names,
+                                                     register_pe_type)
 
 # the shipped types register themselves on import (order = the order names are listed in)
 from earlyq_sim.simulator.cost.pe_types import bit_parallel, bit_serial_act, bitfusion, bit_serial_both  # noqa: E402,F401
 
-__all__ = ["PEField", "PEType", "REQUIRED", "pe_type", "pe_type_names", "register_pe_type"]
+__all__ = ["PE_TYPES", "PEField", "PEType", "REQUIRED", "pe_type", "pe_type_names", "register_pe_type"]

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from earlyq_sim.errors import UserError
+from earlyq_sim.registry import Registry
 
 REQUIRED = object()  # a field without a default
 
@@ -22,6 +22,12 @@ class PEField:
     hi: float | None = None
     default: object = REQUIRED
     doc: str = ""
+
+
+# fields several PE families share
+PARALLEL_BITS = PEField("parallel_bits", int, 1, 32, doc="width of a bit-parallel operand input")
+BITS_PER_CYCLE = PEField("bits_per_cycle", int, 1, 16, doc="serial bits per cycle of the streamed operand")
+LANES = PEField("lanes", int, 1, 4096, default=1, doc="streamed vectors a PE serves per slot")
 
 
 class PEType:
@@ -45,28 +51,25 @@ class PEType:
         raise NotImplementedError
 
 
-_REGISTRY: dict[str, PEType] = {}
+PE_TYPES = Registry("pe.type", " | ")
 
 
 def register_pe_type(cls: type[PEType]) -> type[PEType]:
     """Class decorator: add a PE type to the registry under ``cls.name``."""
     if not getattr(cls, "name", None) or not isinstance(getattr(cls, "fields", None), tuple):
         raise TypeError(f"{cls.__name__}: a PE type needs a name and a tuple of PEField")
-    _REGISTRY[cls.name] = cls()
+    PE_TYPES.register(cls.name, cls())
     return cls
 
 
 def pe_type_names() -> tuple[str, ...]:
     """Registered PE type names, in registration order."""
-    return tuple(_REGISTRY)
+    return PE_TYPES.names()
 
 
 def pe_type(name: str) -> PEType:
     """The registered PE type ``name`` (a one-line error naming the allowed ones otherwise)."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UserError(f"pe.type: {name!r} is unknown; allowed {' | '.join(_REGISTRY)}") from None
+    return PE_TYPES.lookup(name)
 
 
 # --- helpers the reference hooks share: counting one step at a time, no closed forms ----------

@@ -10,15 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from earlyq_sim.simulator.cost.mapping import ceil_div
-from earlyq_sim.simulator.cost.pe_types.base import PEField, PEType, register_pe_type, step_chunks
-
-LANES = PEField("lanes", int, 1, 4096, default=1, doc="streamed vectors a PE serves per slot")
-
+from earlyq_sim.simulator.cost.pe_types.base import LANES, PARALLEL_BITS, PEType, register_pe_type, step_chunks
 
 @register_pe_type
 class BitParallel(PEType):
     name = "bit_parallel"
-    fields = (PEField("parallel_bits", int, 1, 32, doc="multiplier operand width"), LANES)
+    fields = (PARALLEL_BITS, LANES)
 
     def factors(self, pe, x, y, swappable):
         one = np.ones_like(x)

@@ -12,17 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from earlyq_sim.simulator.cost.mapping import ceil_div
-from earlyq_sim.simulator.cost.pe_types.base import (PEField, PEType, register_pe_type, step_chunks,
-                                                     step_serial_cycles)
-from earlyq_sim.simulator.cost.pe_types.bit_parallel import LANES
+from earlyq_sim.simulator.cost.pe_types.base import (BITS_PER_CYCLE, LANES, PARALLEL_BITS, PEType, register_pe_type,
+                                                     step_chunks, step_serial_cycles)
 
 
 @register_pe_type
 class BitSerialAct(PEType):
     name = "bit_serial_act"
-    fields = (PEField("parallel_bits", int, 1, 32, doc="width of the bit-parallel operand"),
-              PEField("bits_per_cycle", int, 1, 16, doc="serial bits per cycle of the streamed operand"),
-              LANES)
+    fields = (PARALLEL_BITS, BITS_PER_CYCLE, LANES)
 
     def factors(self, pe, x, y, swappable):
         swap = swappable & (y < x)  # the stationary operand is narrower: feed it serially instead

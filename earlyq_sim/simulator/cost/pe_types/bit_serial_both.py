@@ -6,16 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from earlyq_sim.simulator.cost.mapping import ceil_div
-from earlyq_sim.simulator.cost.pe_types.base import PEField, PEType, register_pe_type, step_serial_cycles
-from earlyq_sim.simulator.cost.pe_types.bit_parallel import LANES
+from earlyq_sim.simulator.cost.pe_types.base import BITS_PER_CYCLE, LANES, PEField, PEType, register_pe_type, step_serial_cycles
 
 
 @register_pe_type
 class BitSerialBoth(PEType):
     name = "bit_serial_both"
-    fields = (PEField("bits_per_cycle", int, 1, 16, doc="serial bits per cycle of the streamed operand"),
-              PEField("stationary_bits_per_cycle", int, 1, 16, doc="serial bits per cycle of the stationary operand"),
-              LANES)
+    fields = (BITS_PER_CYCLE, LANES,
+              PEField("stationary_bits_per_cycle", int, 1, 16, doc="serial bits per cycle of the stationary operand"))
 
     def factors(self, pe, x, y, swappable):
         one = np.ones_like(x)
