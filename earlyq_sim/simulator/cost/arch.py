@@ -24,6 +24,9 @@ from earlyq_sim.simulator.cost.pe_types import REQUIRED, pe_type, pe_type_names
 
 ARCH_DIR = Path(__file__).resolve().parent / "archs"
 DATAFLOWS = ("ws", "os", "is")
+MAPPERS = ("search", "fixed")
+OBJECTIVES = ("latency", "energy", "edp")
+OVERLAPS = ("tiles", "ideal")
 OVERFLOW_POLICIES = ("error", "saturate")
 
 
@@ -77,6 +80,24 @@ class BufferSpec:
 
 
 @dataclass(frozen=True)
+class MappingSpec:
+    """How GEMMs are mapped (``mapper``): ``search`` picks loop order and tiles per op for
+    ``objective`` (``mapper.py``); ``fixed`` runs one schedule for every op, chosen by
+    ``buffers.temporal_blocking`` (true: temporal blocks, false: SCALE-Sim's one block)."""
+
+    mapper: str = "search"
+    objective: str = "latency"  # latency | energy | edp
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """``overlap``: ``tiles`` = double-buffered tiles with the first fill and the last write-back
+    exposed; ``ideal`` = latency ``max(compute, memory)`` (no prologue/epilogue)."""
+
+    overlap: str = "tiles"
+
+
+@dataclass(frozen=True)
 class AccumulatorSpec:
     width_bits: int = 32
     overflow: str = "error"  # 'error': refuse ops whose worst case needs more bits; 'saturate': cost them
@@ -108,7 +129,16 @@ class ArchSpec:
     vector_elems_per_cycle: float
     accumulator: AccumulatorSpec
     energy: EnergySpec
+    mapping: MappingSpec = MappingSpec()
+    memory: MemorySpec = MemorySpec()
     source: str = ""  # file the spec was read from
+
+    def with_fixed_schedule(self, blocking: bool) -> "ArchSpec":
+        """This spec under one fixed schedule for every op and ideal overlap (the model before the
+        mapper; ``blocking`` false is SCALE-Sim's schedule, used to validate against it)."""
+        from dataclasses import replace
+        return replace(self, buffers=replace(self.buffers, temporal_blocking=blocking),
+                       mapping=replace(self.mapping, mapper="fixed"), memory=MemorySpec("ideal"))
 
     @property
     def clock_hz(self) -> float:
@@ -215,6 +245,20 @@ def parse_arch(data, src: str) -> ArchSpec:
                          b.get("ofmap_kib", float, lo=1e-3, hi=1e7), b.get("double_buffered", bool, default=True),
                          b.get("temporal_blocking", bool, default=True))
     b.done()
+    # a spec written before the mapper (temporal_blocking set, no mapping/memory sections) keeps its
+    # fixed schedule and ideal overlap, so its numbers do not change under it
+    legacy = "temporal_blocking" in b.data
+    mapping = MappingSpec("fixed" if legacy else "search")
+    if "mapping" in top.data:
+        m = top.section("mapping")
+        mapping = MappingSpec(m.get("mapper", str, default=mapping.mapper, choices=MAPPERS),
+                              m.get("objective", str, default="latency", choices=OBJECTIVES))
+        m.done()
+    memory = MemorySpec("ideal" if legacy and "mapping" not in top.data else "tiles")
+    if "memory" in top.data:
+        mm = top.section("memory")
+        memory = MemorySpec(mm.get("overlap", str, default=memory.overlap, choices=OVERLAPS))
+        mm.done()
     d = top.section("dram")
     dram_bw = d.get("bytes_per_cycle", float, lo=1e-6, hi=1e6)
     d.done()
@@ -240,7 +284,8 @@ def parse_arch(data, src: str) -> ArchSpec:
         name=top.get("name", str), description=top.get("description", str, default=""),
         normalisation=top.get("normalisation", str, default=""),
         clock_mhz=top.get("clock_mhz", float, lo=1e-3, hi=1e5), array=array, pe=pe, buffers=buffers,
-        dram_bytes_per_cycle=dram_bw, vector_elems_per_cycle=vec, accumulator=acc, energy=energy, source=src)
+        dram_bytes_per_cycle=dram_bw, vector_elems_per_cycle=vec, accumulator=acc, energy=energy,
+        mapping=mapping, memory=memory, source=src)
     top.done()
     return spec
 

@@ -2,8 +2,10 @@
 
 Pure and vectorised: one call costs a whole op table with NumPy column arithmetic (no loop over
 ops). GEMM ops go to the PE array (``cycle_model``, ``memory``), vector ops to the vector unit.
-Latency of an op is ``max(compute, memory)`` cycles when the arch double-buffers (DRAM overlaps
-compute), ``compute + memory`` otherwise; ``memory = dram_bytes / dram_bytes_per_cycle``.
+GEMMs are mapped by ``mapper`` (loop order and tiles searched per op, or a fixed schedule); their
+latency overlaps DRAM with compute per ``memory.overlap``. Vector ops stream: ``max(compute,
+memory)`` when the arch double-buffers, ``compute + memory`` otherwise; ``memory = dram_bytes /
+dram_bytes_per_cycle``.
 ``latency_s = cycles / arch.clock_hz``.
 
 Operand bits per op come from ``StepBits.operand_bits(kind)``: wa -> (act, weight),
@@ -18,9 +20,9 @@ import pandas as pd
 
 from earlyq_sim.errors import UserError
 from earlyq_sim.simulator.cost import energy as en
-from earlyq_sim.simulator.cost.cycle_model import bit_factors, blocked_cycles, stream_row_values, vector_cycles
-from earlyq_sim.simulator.cost.mapping import map_gemm, temporal_blocks
-from earlyq_sim.simulator.cost.memory import gemm_traffic, vector_traffic
+from earlyq_sim.simulator.cost.cycle_model import bit_factors, vector_cycles
+from earlyq_sim.simulator.cost.mapper import map_gemms
+from earlyq_sim.simulator.cost.memory import vector_traffic
 from earlyq_sim.simulator.cost.arch import ArchSpec
 
 #: output columns and their units
@@ -31,11 +33,17 @@ OUTPUT_COLUMNS = {
     "util": "achieved / peak MACs per cycle at the op's bits (vector ops: elem-passes / peak)",
     "sram_bytes": "bytes read or written in on-chip buffers",
     "dram_bytes": "bytes read or written in DRAM",
+    "compulsory_dram_bytes": "DRAM bytes if every tensor moved once at its stored bits (the floor)",
     "energy_compute_pj": "pJ in MACs / vector ALUs",
     "energy_sram_pj": "pJ in on-chip buffers",
     "energy_dram_pj": "pJ in DRAM",
     "energy_leak_pj": "pJ of leakage over the op's cycles",
     "energy_pj": "total pJ (sum of the four parts)",
+    "map_cand": "GEMMs: mapper candidate (-1 SCALE-Sim one block, -2 temporal blocks, >= 0 tiled); else NaN",
+    "map_order": "GEMMs: loop order, index into mapper.ORDERS (tiled only, else -1)",
+    "tile_m": "GEMMs: tile rows of the first operand (M)",
+    "tile_n": "GEMMs: tile columns of the second operand (N)",
+    "tile_k": "GEMMs: tile of the reduction (K)",
 }
 
 
@@ -93,7 +101,8 @@ def evaluate(arch: ArchSpec, ops: pd.DataFrame, bits) -> pd.DataFrame:
     if not (g | v).all():
         raise ValueError(f"op table has unknown units {sorted(set(unit[~(g | v)]))}; allowed gemm, vector")
     out = np.zeros((n, len(OUTPUT_COLUMNS)))
-    compute, sram_b, dram_b, e_comp, util = (np.zeros(n) for _ in range(5))
+    compute, cycles, sram_b, dram_b, compulsory, e_comp, util = (np.zeros(n) for _ in range(7))
+    mapping = np.full((n, 5), np.nan)  # GEMMs: mapper candidate id, loop order, tile M, N, K
     if g.any():
         G, M, N, K, macs = (_col(ops, c)[g].astype(np.int64) for c in ("G", "M", "N", "K", "macs"))
         if min(G.min(), M.min(), N.min(), K.min()) <= 0:
@@ -102,17 +111,15 @@ def evaluate(arch: ArchSpec, ops: pd.DataFrame, bits) -> pd.DataFrame:
         x, y, kmask = operand_bit_arrays(kind, bits)
         _check_accumulator(arch, ops, g, K, x, y, kmask["pa"])
         R, C = arch.array.rows, arch.array.cols
-        mp = map_gemm(arch.array.dataflow, R, C, M, N, K)
         f = bit_factors(arch.pe, x, y, swappable=~kmask["wa"])
         in_el = _col(ops, "in_elems")[g]  # real input tensor (conv: not im2col); 0 = unknown
         x_el = np.where(in_el > 0, in_el / G, M * K)
-        blocks = temporal_blocks(arch, mp, stream_row_values(arch.array.dataflow, M, K, x_el))
-        cyc = G * blocked_cycles(R, C, mp, blocks, f)
-        tr = gemm_traffic(arch, mp, blocks, M, N, K, G, x, y, bits.act, f, x_elems=x_el)
-        compute[g] = cyc
-        sram_b[g], dram_b[g] = tr.sram, tr.dram
         e_comp[g] = en.gemm_compute_pj(arch, macs, f)
-        util[g] = macs * (f.slot * f.passes) / (R * C * f.lanes * cyc)
+        gm = map_gemms(arch, M, N, K, G, x, y, bits.act, f, x_el, e_comp[g])
+        compute[g], cycles[g] = gm.compute, gm.cycles
+        sram_b[g], dram_b[g], compulsory[g] = gm.sram, gm.dram, gm.compulsory
+        mapping[g] = np.stack([gm.cand, gm.order, gm.Mt, gm.Nt, gm.Kt], axis=1)
+        util[g] = macs * (f.slot * f.passes) / (R * C * f.lanes * gm.compute)
     if v.any():
         elems, passes, ine, oute = (_col(ops, c)[v].astype(np.int64)
                                     for c in ("elems", "passes", "in_elems", "out_elems"))
@@ -124,14 +131,16 @@ def evaluate(arch: ArchSpec, ops: pd.DataFrame, bits) -> pd.DataFrame:
         vc = vector_cycles(arch, elems, passes)
         tr = vector_traffic(ine, oute, bits.act, out_bits)
         compute[v] = vc
-        sram_b[v], dram_b[v] = tr.sram, tr.dram
+        sram_b[v], dram_b[v], compulsory[v] = tr.sram, tr.dram, tr.dram
+        vmem = tr.dram / arch.dram_bytes_per_cycle  # a stream: no tile worth a separate fill
+        cycles[v] = np.maximum(vc, vmem) if arch.buffers.double_buffered else vc + vmem
         e_comp[v] = en.vector_compute_pj(arch, elems, passes)
         util[v] = elems * passes / (arch.vector_elems_per_cycle * vc)
     mem = dram_b / arch.dram_bytes_per_cycle
-    cycles = np.maximum(compute, mem) if arch.buffers.double_buffered else compute + mem
     e_sram, e_dram, e_leak = en.sram_pj(arch, sram_b), en.dram_pj(arch, dram_b), en.leakage_pj(arch, cycles)
-    for j, col in enumerate((compute, mem, cycles, util, sram_b, dram_b, e_comp, e_sram, e_dram, e_leak,
+    for j, col in enumerate((compute, mem, cycles, util, sram_b, dram_b, compulsory, e_comp, e_sram, e_dram, e_leak,
                              e_comp + e_sram + e_dram + e_leak)):
         out[:, j] = col
+    out[:, len(OUTPUT_COLUMNS) - 5:] = mapping
     # one float64 block: much cheaper to build than a dict of columns
     return pd.DataFrame(out, columns=_OUT_INDEX, index=ops.index)

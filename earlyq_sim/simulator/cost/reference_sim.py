@@ -190,3 +190,68 @@ def _pipeline(folds, bw: float, overlap: bool) -> float:
         dram_free = max(dram_free, end) + st / bw
         comp_end = [comp_end[-1], end]
     return max(dram_free, comp_end[-1])
+
+
+# --- a tiled mapping, tile by tile ----------------------------------------------------------------
+def simulate_tiled(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: int, out_bits: int,
+                   order: str, Mt: int, Nt: int, Kt: int, G: int = 1, swappable: bool = False,
+                   x_elems: float | None = None) -> RefResult:
+    """Walk a mapper candidate (``order`` of the tile loops ``m, n, k``, outermost first, over tiles
+    of ``Mt x Nt x Kt``) through one resident tile per operand: a tile is fetched from DRAM when
+    the loops move to a tile index it does not hold; an output tile left before its reduction is
+    done is written as partial sums at accumulator width and read back when visited again; each
+    tile's folds are stepped on the wavefront. Counts compute cycles and DRAM bytes (SRAM and
+    the pipeline are not modelled here: ``total_cycles`` is compute + DRAM time)."""
+    R, C, df = arch.array.rows, arch.array.cols, arch.array.dataflow
+    slot_c, lanes, cx, cy = pe_behaviour(arch.pe, x_bits, y_bits, swappable)
+    passes = cx * cy
+    acc = arch.accumulator.width_bits / 8.0
+    share = (M * K if x_elems is None else x_elems) / (M * K)
+    preload = 0 if df == "os" else R
+    extent = {"m": M, "n": N, "k": K}
+    size = {"m": Mt, "n": Nt, "k": Kt}
+    tiles = {d: [(s, min(size[d], extent[d] - s)) for s in range(0, extent[d], size[d])] for d in "mnk"}
+    memo: dict = {}
+    compute, dram, nfolds = 0, 0.0, 0
+    for _g in range(G):
+        held = {"x": None, "w": None, "o": None}
+        o_size = (0, 0)  # extent of the held output tile
+        done_k: dict = {}  # output tile -> k tiles accumulated so far
+        for i0 in tiles[order[0]]:
+            for i1 in tiles[order[1]]:
+                for i2 in tiles[order[2]]:
+                    at = dict(zip(order, (i0, i1, i2)))
+                    (m0, mt), (n0, nt), (k0, kt) = at["m"], at["n"], at["k"]
+                    if held["x"] != (m0, k0):
+                        held["x"] = (m0, k0)
+                        dram += mt * kt * share * x_bits / 8.0
+                    if held["w"] != (k0, n0):
+                        held["w"] = (k0, n0)
+                        dram += kt * nt * y_bits / 8.0
+                    if held["o"] != (m0, n0):
+                        if held["o"] is not None:  # leave the previous output tile
+                            dram += _leave_output(done_k[held["o"]], len(tiles["k"]), *o_size, acc, out_bits)
+                        held["o"], o_size = (m0, n0), (mt, nt)
+                        if done_k.get((m0, n0), 0) > 0:  # partial sums come back
+                            dram += mt * nt * acc
+                    done_k[(m0, n0)] = done_k.get((m0, n0), 0) + 1
+                    # the tile's folds: spatial rows x columns of the dataflow, the temporal extent streamed
+                    rows, cols, t = {"ws": (kt, nt, mt), "is": (kt, mt, nt), "os": (mt, nt, kt)}[df]
+                    slots = 0
+                    while slots * lanes < t:
+                        slots += 1
+                    for _r0 in range(0, rows, R):
+                        for _c0 in range(0, cols, C):
+                            for _p in range(passes):
+                                key = (slots, slot_c)
+                                if key not in memo:
+                                    memo[key] = step_fold(R, C, preload, slots, slot_c)
+                                compute += memo[key]
+                                nfolds += 1
+        dram += _leave_output(done_k[held["o"]], len(tiles["k"]), *o_size, acc, out_bits)
+    return RefResult(compute, dram, float("nan"), compute + dram / arch.dram_bytes_per_cycle, nfolds)
+
+
+def _leave_output(done: int, k_tiles: int, mt: int, nt: int, acc: float, out_bits: int) -> float:
+    """Bytes written when an output tile of ``mt x nt`` is left: final values or partial sums."""
+    return mt * nt * (out_bits / 8.0 if done == k_tiles else acc)

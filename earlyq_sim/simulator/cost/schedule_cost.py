@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from earlyq_sim.simulator.cost.cost_model import evaluate
+from earlyq_sim.simulator.cost.mapper import describe_mappings
 from earlyq_sim.schedule import PrecisionSchedule, StepBits
 from earlyq_sim.simulator.cost.arch import ArchSpec
 
@@ -43,6 +44,7 @@ class ScheduleCost:
     per_step: pd.DataFrame
     per_stage: pd.DataFrame
     total: dict
+    dataflow: str = "ws"  # the arch's dataflow (names the mapper's temporal dimension)
 
 
 def keep_mask(ops: pd.DataFrame, schedule: PrecisionSchedule | None) -> np.ndarray | None:
@@ -109,7 +111,7 @@ def schedule_cost(arch: ArchSpec, ops: pd.DataFrame, schedule: PrecisionSchedule
              "latency_ms": float(per_step["latency_ms"].sum()),
              "energy_mj": float(per_step["energy_mj"].sum())}
     total.update({f"energy_{p}_mj": float(per_step[f"energy_{p}_mj"].sum()) for p in ENERGY_PARTS})
-    return ScheduleCost(arch.name, schedule, by_bits, per_step, per_stage, total)
+    return ScheduleCost(arch.name, schedule, by_bits, per_step, per_stage, total, arch.array.dataflow)
 
 
 def _ratio(num, den):
@@ -172,7 +174,7 @@ def compare(run: ScheduleCost, baseline: ScheduleCost, reference: ScheduleCost |
         pst["speedup_vs_ref"] = _ratio(pst["ref_latency_ms"], pst["latency_ms"])
         total["ref_latency_ms"] = reference.total["latency_ms"]
         total["speedup_vs_ref"] = ratios["speedup_vs_ref"]
-    return ScheduleCost(run.arch_name, run.schedule, run.by_bits, ps, pst, total)
+    return ScheduleCost(run.arch_name, run.schedule, run.by_bits, ps, pst, total, run.dataflow)
 
 
 def per_layer_table(ops: pd.DataFrame, run: ScheduleCost, baseline: ScheduleCost) -> pd.DataFrame:
@@ -189,7 +191,13 @@ def per_layer_table(ops: pd.DataFrame, run: ScheduleCost, baseline: ScheduleCost
         f["cycles"] = c["cycles"].to_numpy()
         f["compute_cycles"] = c["compute_cycles"].to_numpy()
         f["mem_cycles"] = c["mem_cycles"].to_numpy()
+        f["latency_cycles"] = c["cycles"].to_numpy()
         f["bound"] = np.where(f["mem_cycles"] > f["compute_cycles"], "memory", "compute")
+        f["dram_bytes"] = c["dram_bytes"].to_numpy()
+        f["compulsory_dram_bytes"] = c["compulsory_dram_bytes"].to_numpy()
+        f["traffic_x_compulsory"] = _ratio(f["dram_bytes"], f["compulsory_dram_bytes"])
+        f["mapping"] = describe_mappings(*(c[k].to_numpy() for k in ("map_cand", "map_order", "tile_m", "tile_n",
+                                                                       "tile_k")), run.dataflow)
         f["energy_uj"] = c["energy_pj"].to_numpy() / 1e6
         f["baseline_cycles"] = b["cycles"].to_numpy()
         f["speedup"] = _ratio(f["baseline_cycles"], f["cycles"])

@@ -49,6 +49,7 @@ _NOT_SWEEPABLE = ("name", "description", "normalisation", "source")
 class _NESTED:  # ArchSpec field -> its nested spec class (pe: fields from the PE-type registry)
     array, buffers = _arch.ArraySpec, _arch.BufferSpec
     accumulator, energy = _arch.AccumulatorSpec, _arch.EnergySpec
+    mapping, memory = _arch.MappingSpec, _arch.MemorySpec
 
 
 def pe_fields(type_name: str) -> tuple[str, ...]:
@@ -133,6 +134,7 @@ def arch_to_dict(spec: ArchSpec) -> dict:
         "buffers": dataclasses.asdict(spec.buffers), "dram": {"bytes_per_cycle": spec.dram_bytes_per_cycle},
         "vector": {"elems_per_cycle": spec.vector_elems_per_cycle},
         "accumulator": dataclasses.asdict(spec.accumulator), "energy": dataclasses.asdict(spec.energy),
+        "mapping": dataclasses.asdict(spec.mapping), "memory": dataclasses.asdict(spec.memory),
     }
 
 

@@ -4,10 +4,17 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from earlyq_sim.simulator.cost.arch import load_arch
+from earlyq_sim.simulator.cost.arch import load_arch as _load_arch
 from earlyq_sim.simulator.cost.cost_model import evaluate
 from earlyq_sim.simulator.cost.optable import empty_row, make_table
 from earlyq_sim.schedule import StepBits
+
+def load_arch(name):
+    """Shipped arch under its fixed schedule (temporal blocks, ideal overlap): these tests pin the
+    fold and traffic formulas of the fixed schedules, which the mapper keeps as candidates
+    (tests/simulator/cost/test_mapper.py covers the search)."""
+    return _load_arch(name).with_fixed_schedule(True)
+
 
 ARCHS = ("int8-systolic", "stripes", "bitfusion", "loom")
 PARTS = ["energy_compute_pj", "energy_sram_pj", "energy_dram_pj", "energy_leak_pj"]

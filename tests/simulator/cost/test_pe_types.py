@@ -85,7 +85,7 @@ def test_new_type_parses_and_validates(toy_type, tmp_path):
 
 
 def test_new_type_halves_streaming_with_half_the_weight_bits(toy_type, tmp_path):
-    a = load_arch(_toy_yaml(tmp_path))
+    a = load_arch(_toy_yaml(tmp_path)).with_fixed_schedule(True)  # one schedule for both bit widths
     r = empty_row()
     r.update(name="g", op="mm", unit="gemm", operand_kind="wa", G=1, M=4096, N=32, K=32, macs=4096 * 32 * 32)
     w8 = evaluate(a, make_table([r]), StepBits(8, 8, 8)).iloc[0].compute_cycles
@@ -99,7 +99,7 @@ def test_new_type_halves_streaming_with_half_the_weight_bits(toy_type, tmp_path)
 def test_new_type_cost_model_matches_reference_sim(data):
     register_pe_type(SerialWeight)
     try:
-        a = load_arch("stripes")
+        a = load_arch("stripes").with_fixed_schedule(True)
         a = dataclasses.replace(
             a, pe=type(a.pe)("toy_serial_weight", (("parallel_bits", data.draw(st.sampled_from([4, 8]))),
                                                    ("weight_bits_per_cycle", data.draw(st.integers(1, 3))),

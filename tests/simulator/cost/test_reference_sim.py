@@ -6,11 +6,18 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from earlyq_sim.simulator.cost.arch import list_archs, load_arch
+from earlyq_sim.simulator.cost.arch import list_archs, load_arch as _load_arch
 from earlyq_sim.simulator.cost.cost_model import evaluate
 from earlyq_sim.simulator.cost.optable import empty_row, make_table
 from earlyq_sim.simulator.cost.reference_sim import pe_behaviour, simulate_gemm, step_fold
 from earlyq_sim.schedule import StepBits
+
+def load_arch(name):
+    """Shipped arch under its fixed schedule (temporal blocks, ideal overlap): these tests pin the
+    fold and traffic formulas of the fixed schedules, which the mapper keeps as candidates
+    (tests/simulator/cost/test_mapper.py covers the search)."""
+    return _load_arch(name).with_fixed_schedule(True)
+
 
 ARCHS = tuple(list_archs())  # every shipped arch, so a new PE type's YAML is covered too
 
