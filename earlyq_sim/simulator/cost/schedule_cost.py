@@ -32,6 +32,8 @@ class StepCost:
     energy_mj: dict  # part -> mJ, parts from ENERGY_PARTS plus "total"
     mem_bound_ops: int
     per_op: pd.DataFrame  # evaluate() output, one row per op
+    dram_bytes: float = 0.0  # DRAM bytes of the forward
+    compulsory_dram_bytes: float = 0.0  # the floor: every tensor moved once at its stored bits
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ def step_cost(arch: ArchSpec, ops: pd.DataFrame, bits: StepBits, schedule: Preci
     energy["total"] = float(per_op["energy_pj"].sum()) / _PJ_PER_MJ
     mem_bound = int((per_op["mem_cycles"].to_numpy() > per_op["compute_cycles"].to_numpy()).sum())
     return StepCost(bits, cycles, float(per_op["compute_cycles"].sum()),
-                    cycles / arch.clock_hz * 1e3, energy, mem_bound, per_op)
+                    cycles / arch.clock_hz * 1e3, energy, mem_bound, per_op,
+                    float(per_op["dram_bytes"].sum()), float(per_op["compulsory_dram_bytes"].sum()))
 
 
 def schedule_cost(arch: ArchSpec, ops: pd.DataFrame, schedule: PrecisionSchedule) -> ScheduleCost:

@@ -34,7 +34,7 @@ from earlyq_sim.workloads.sweeps.spec import ArchVariant, ScheduleEntry, SweepSp
 from earlyq_sim.simulator.cost.arch import ArchSpec
 
 #: Bump when the row layout or the cost aggregation changes, so old parts are not reused.
-SWEEP_VERSION = "1"
+SWEEP_VERSION = "2"  # 2: the mapper (arch mapping/memory sections), DRAM columns
 EXECUTORS = ("local", "dask")
 _NULLABLE_INT = ("early_bits", "late_bits", "prob_bits")
 
@@ -119,7 +119,8 @@ class StepCache:
         if hit is None:
             c = step_cost(arch, ops, bits, schedule)
             self.evaluations += 1
-            hit = self._cache[k] = (c.latency_ms, c.cycles, c.compute_cycles, c.energy_mj["total"])
+            hit = self._cache[k] = (c.latency_ms, c.cycles, c.compute_cycles, c.energy_mj["total"],
+                                    c.dram_bytes, c.compulsory_dram_bytes)
         return hit
 
 
@@ -134,7 +135,7 @@ def point_row(point: SweepPoint, ops: pd.DataFrame, ctx: _Context, cache: StepCa
     sched = e.build(steps)
     base = PrecisionSchedule.parse(ctx.baseline, steps, prob_bits=e.prob_bits)
     bbits = base.distinct_bits()[0]
-    b_lat, _, b_comp, b_en = cache.get(point.model, ops, arch, bbits, base)
+    b_lat, _, b_comp, b_en, _, _ = cache.get(point.model, ops, arch, bbits, base)
     r_lat = cache.get(point.model, ops, ctx.ref_arch, bbits, base)[0]
     row = {"point_key": point.key, "model": point.model, "arch": point.arch.base}
     # list values (pe.fusion_widths) as JSON text: one plain column type in CSV and Parquet
@@ -143,16 +144,19 @@ def point_row(point: SweepPoint, ops: pd.DataFrame, ctx: _Context, cache: StepCa
                 "boundary": math.nan if e.boundary is None else e.boundary, "late_bits": e.late_bits,
                 "prob_bits": sched.prob_bits, "num_steps": steps, "batch": ctx.batch, "cfg": ctx.cfg,
                 "baseline": ctx.baseline, "n_stages": len(sched.intervals)})
-    lat = cyc = comp = en = 0.0
+    lat = cyc = comp = en = dram = floor = 0.0
     for st in sched.stages():
         n = st.steps
-        s_lat, s_cyc, s_comp, s_en = cache.get(point.model, ops, arch, st.bits, sched) if n else (0.0, 0.0, 0.0, 0.0)
+        s_lat, s_cyc, s_comp, s_en, s_dram, s_floor = cache.get(point.model, ops, arch, st.bits, sched) if n \
+            else (0.0,) * 6
         lat, cyc, comp, en = lat + n * s_lat, cyc + n * s_cyc, comp + n * s_comp, en + n * s_en
+        dram, floor = dram + n * s_dram, floor + n * s_floor
         row[f"stage{st.index}_act_bits"] = st.bits.act
         row[f"stage{st.index}_steps"] = n
         row[f"stage{st.index}_latency_ms"] = n * s_lat
         row[f"stage{st.index}_speedup"] = compare_totals({"latency_ms": n * s_lat}, {"latency_ms": n * b_lat})["speedup"]
-    row.update({"cycles": cyc, "latency_ms": lat, "energy_mj": en, "baseline_latency_ms": steps * b_lat,
+    row.update({"cycles": cyc, "latency_ms": lat, "energy_mj": en, "dram_gb": dram / 1e9,
+                "compulsory_dram_gb": floor / 1e9, "baseline_latency_ms": steps * b_lat,
                 "baseline_energy_mj": steps * b_en, "ref_latency_ms": steps * r_lat})
     ratios = compare_totals({"latency_ms": lat, "compute_cycles": comp, "energy_mj": en},
                             {"latency_ms": steps * b_lat, "compute_cycles": steps * b_comp, "energy_mj": steps * b_en},
@@ -213,7 +217,7 @@ def _order(df: pd.DataFrame, ctx: _Context) -> pd.DataFrame:
             "boundary", "late_bits", "prob_bits", "num_steps", "batch", "cfg", "baseline", "n_stages"]
     n = int(df["n_stages"].max()) if len(df) else 0
     stage = [f"stage{i}_{c}" for i in range(n) for c in ("act_bits", "steps", "latency_ms", "speedup")]
-    tail = ["cycles", "latency_ms", "energy_mj", "baseline_latency_ms", "baseline_energy_mj", "ref_latency_ms",
+    tail = ["cycles", "latency_ms", "energy_mj", "dram_gb", "compulsory_dram_gb", "baseline_latency_ms", "baseline_energy_mj", "ref_latency_ms",
             "speedup", "compute_speedup", "speedup_vs_ref", "energy_saving"]
     df = df.reindex(columns=lead + stage + tail)
     for c in (*_NULLABLE_INT, *(s for s in stage if s.endswith(("_act_bits", "_steps")))):
