@@ -15,6 +15,7 @@ import pandas as pd
 
 from earlyq_sim.simulator.cost.arch import load_arch
 from earlyq_sim.simulator.cost.schedule_cost import ScheduleCost, compare, per_layer_table, schedule_cost
+from earlyq_sim.simulator.cost.topology import is_topology, read_topology
 from earlyq_sim.simulator.cost.tracer import trace_model
 from earlyq_sim.schedule import PrecisionSchedule, expand_keep
 
@@ -79,9 +80,19 @@ def make_schedule(spec: str | PrecisionSchedule | None, num_steps: int, *, early
 def cost_run(model: str, arch: str, schedule: str | PrecisionSchedule | None = None, *,
              baseline: str = "W8A8", num_steps: int | None = None, batch: int = 1, cfg: bool = False,
              ref_arch: str = REFERENCE_ARCH, **schedule_kw) -> CostRun:
-    """Trace ``model``, cost ``schedule`` and ``baseline`` on ``arch`` and the baseline on ``ref_arch``."""
-    trace = trace_model(model, batch=batch, cfg=cfg)
-    steps = num_steps or default_num_steps(model)
+    """Trace ``model``, cost ``schedule`` and ``baseline`` on ``arch`` and the baseline on ``ref_arch``.
+
+    ``model`` may also be a SCALE-Sim topology CSV (``simulator/cost/topology.py``): its layers
+    are costed as one UNet call, one step unless ``num_steps`` says otherwise."""
+    if is_topology(model):
+        if batch != 1 or cfg:
+            from earlyq_sim.errors import UserError
+            raise UserError(f"{model}: --batch and --cfg apply to traced models; a topology CSV lists its layers as run")
+        trace = read_topology(model)
+        steps = num_steps or 1
+    else:
+        trace = trace_model(model, batch=batch, cfg=cfg)
+        steps = num_steps or default_num_steps(model)
     sched = make_schedule(schedule, steps, **schedule_kw)
     base = PrecisionSchedule.parse(baseline, steps, prob_bits=schedule_kw.get("prob_bits"))
     if not base.is_uniform:
