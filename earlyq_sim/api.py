@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from earlyq_sim.simulator.cost.arch import load_arch
+from earlyq_sim.simulator.cost.fusion import costing_ops
 from earlyq_sim.simulator.cost.schedule_cost import ScheduleCost, compare, per_layer_table, schedule_cost
 from earlyq_sim.simulator.cost.topology import is_topology, read_topology
 from earlyq_sim.simulator.cost.tracer import trace_model
@@ -101,7 +102,7 @@ def cost_run(model: str, arch: str, schedule: str | PrecisionSchedule | None = N
         raise UserError(f"--baseline {baseline!r}: the baseline must be uniform, e.g. W8A8 or W4A8")
     spec = load_arch(arch)
     ref_spec = spec if ref_arch == spec.name else load_arch(ref_arch)
-    ops = trace.ops
+    ops = costing_ops(trace)  # the op table plus the GEMM epilogue each vector op may fuse into
     run_c = schedule_cost(spec, ops, sched)
     base_c = schedule_cost(spec, ops, base)
     ref_c = base_c if ref_spec is spec else schedule_cost(ref_spec, ops, base)

@@ -98,6 +98,14 @@ class MemorySpec:
 
 
 @dataclass(frozen=True)
+class FusionSpec:
+    """``vector_epilogue``: norm / activation / elementwise ops run in the epilogue of the GEMM
+    that produces their input (``fusion.py``): that tensor never goes to DRAM."""
+
+    vector_epilogue: bool = False
+
+
+@dataclass(frozen=True)
 class AccumulatorSpec:
     width_bits: int = 32
     overflow: str = "error"  # 'error': refuse ops whose worst case needs more bits; 'saturate': cost them
@@ -131,6 +139,7 @@ class ArchSpec:
     energy: EnergySpec
     mapping: MappingSpec = MappingSpec()
     memory: MemorySpec = MemorySpec()
+    fusion: FusionSpec = FusionSpec()
     source: str = ""  # file the spec was read from
 
     def with_fixed_schedule(self, blocking: bool) -> "ArchSpec":
@@ -259,6 +268,11 @@ def parse_arch(data, src: str) -> ArchSpec:
         mm = top.section("memory")
         memory = MemorySpec(mm.get("overlap", str, default=memory.overlap, choices=OVERLAPS))
         mm.done()
+    fusion = FusionSpec()
+    if "fusion" in top.data:
+        fu = top.section("fusion")
+        fusion = FusionSpec(fu.get("vector_epilogue", bool, default=False))
+        fu.done()
     d = top.section("dram")
     dram_bw = d.get("bytes_per_cycle", float, lo=1e-6, hi=1e6)
     d.done()
@@ -285,7 +299,7 @@ def parse_arch(data, src: str) -> ArchSpec:
         normalisation=top.get("normalisation", str, default=""),
         clock_mhz=top.get("clock_mhz", float, lo=1e-3, hi=1e5), array=array, pe=pe, buffers=buffers,
         dram_bytes_per_cycle=dram_bw, vector_elems_per_cycle=vec, accumulator=acc, energy=energy,
-        mapping=mapping, memory=memory, source=src)
+        mapping=mapping, memory=memory, fusion=fusion, source=src)
     top.done()
     return spec
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from earlyq_sim.errors import UserError
 from earlyq_sim.simulator.cost import energy as en
+from earlyq_sim.simulator.cost import fusion
 from earlyq_sim.simulator.cost.cycle_model import bit_factors, vector_cycles
 from earlyq_sim.simulator.cost.mapper import map_gemms
 from earlyq_sim.simulator.cost.memory import vector_traffic
@@ -136,6 +137,16 @@ def evaluate(arch: ArchSpec, ops: pd.DataFrame, bits) -> pd.DataFrame:
         cycles[v] = np.maximum(vc, vmem) if arch.buffers.double_buffered else vc + vmem
         e_comp[v] = en.vector_compute_pj(arch, elems, passes)
         util[v] = elems * passes / (arch.vector_elems_per_cycle * vc)
+    if arch.fusion.vector_epilogue and "fuse_into" in ops.columns:
+        # fused pairs: the GEMM's output stays on chip for the vector op that consumes it
+        saved_g, saved_v = fusion.savings(ops, bits.act)
+        saved = saved_g + saved_v
+        dram_b, compulsory = dram_b - saved, compulsory - saved
+        bw = arch.dram_bytes_per_cycle
+        if arch.buffers.double_buffered:
+            cycles = np.where(g, np.maximum(compute, cycles - saved / bw), np.maximum(compute, dram_b / bw))
+        else:
+            cycles = np.where(g, cycles - saved / bw, compute + dram_b / bw)
     mem = dram_b / arch.dram_bytes_per_cycle
     e_sram, e_dram, e_leak = en.sram_pj(arch, sram_b), en.dram_pj(arch, dram_b), en.leakage_pj(arch, cycles)
     for j, col in enumerate((compute, mem, cycles, util, sram_b, dram_b, compulsory, e_comp, e_sram, e_dram, e_leak,

@@ -246,7 +246,9 @@ def merge_parts(parts_dir: Path, points: list[SweepPoint], ctx: _Context) -> pd.
 def _trace_ops(model: str, batch: int, cfg: bool) -> pd.DataFrame:
     from earlyq_sim.simulator.cost.tracer import trace_model
 
-    return trace_model(model, batch=batch, cfg=cfg).ops
+    from earlyq_sim.simulator.cost.fusion import costing_ops
+
+    return costing_ops(trace_model(model, batch=batch, cfg=cfg))
 
 
 def _run_local(chunks, ops, ctx, parts_dir, bar) -> int:

@@ -49,7 +49,7 @@ _NOT_SWEEPABLE = ("name", "description", "normalisation", "source")
 class _NESTED:  # ArchSpec field -> its nested spec class (pe: fields from the PE-type registry)
     array, buffers = _arch.ArraySpec, _arch.BufferSpec
     accumulator, energy = _arch.AccumulatorSpec, _arch.EnergySpec
-    mapping, memory = _arch.MappingSpec, _arch.MemorySpec
+    mapping, memory, fusion = _arch.MappingSpec, _arch.MemorySpec, _arch.FusionSpec
 
 
 def pe_fields(type_name: str) -> tuple[str, ...]:
@@ -135,6 +135,7 @@ def arch_to_dict(spec: ArchSpec) -> dict:
         "vector": {"elems_per_cycle": spec.vector_elems_per_cycle},
         "accumulator": dataclasses.asdict(spec.accumulator), "energy": dataclasses.asdict(spec.energy),
         "mapping": dataclasses.asdict(spec.mapping), "memory": dataclasses.asdict(spec.memory),
+        "fusion": dataclasses.asdict(spec.fusion),
     }
 
 
