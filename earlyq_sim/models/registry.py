@@ -99,6 +99,15 @@ _add(ModelInfo(
     sample_shape=(1, 16, 16), params_source="trained in this project on Fashion-MNIST 16x16",
     default_sampler="ddim", default_steps=50,
 ))
+_add(ModelInfo(
+    name="fmnist28-ldm", class_name="UNet2DConditionModel", config="fmnist28-ldm.json",
+    weights="fmnist28_ldm.safetensors",
+    description="class-conditional latent DM trained here on Fashion-MNIST 28x28: 4x7x7 latent, "
+                "cross-attention to 4 class tokens of width 64 (weights shipped, training ongoing)",
+    sample_shape=(4, 7, 7), conditional=True, encoder_shape=(4, 64),
+    params_source="trained in this project (MODEL_CARD_fmnist28_ldm.md); 3,708,356 UNet parameters",
+    default_sampler="ddim", default_steps=50,
+))
 
 
 def model_names() -> list[str]:

@@ -164,6 +164,24 @@ def test_fmnist16_entry_traces():
     assert tr.params == sum(p.numel() for p in model.parameters()) and tr.macs("attn_qk") > 0
 
 
+def test_fmnist28_ldm_traces_with_cross_attention_to_class_tokens():
+    """The conditional latent model: 4x7x7 latent, cross-attention from every spatial position to
+    the 4 class tokens (keys of width 64 projected to 32 per head), self-attention too."""
+    info = resolve_model("fmnist28-ldm")
+    assert info.conditional and info.encoder_shape == (4, 64) and info.sample_shape == (4, 7, 7)
+    tr = trace_model("fmnist28-ldm", batch=2, cfg=True, mode="meta")  # cfg doubles the UNet batch
+    assert tr.params == 3_708_356 and tr.input_shapes["encoder_hidden_states"] == (4, 4, 64)
+    qk = tr.ops[tr.ops["op"] == "attn_qk"]
+    cross = qk[qk["module"].str.contains("attn2")]
+    self_attn = qk[qk["module"].str.contains("attn1")]
+    assert len(cross) == len(self_attn) == 7  # one transformer per cross-attention block
+    assert (cross["N"] == 4).all() and (cross["K"] == 32).all()  # 4 keys, 32 channels per head
+    assert set(cross["M"]) == {49, 16, 4}  # queries: 7x7, 4x4 and 2x2 positions
+    assert (self_attn["N"] == self_attn["M"]).all()
+    kv = tr.ops[tr.ops["module"].str.contains(r"attn2\.to_k") & (tr.ops["op"] == "linear")]
+    assert len(kv) == 7 and (kv["K"] == 64).all()  # keys projected from the 64-wide class tokens
+
+
 def test_load_unet_casts_dtype(tmp_path):
     tiny().save_pretrained(tmp_path)
     m = load_unet(str(tmp_path), dtype=torch.float64)

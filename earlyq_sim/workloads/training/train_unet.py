@@ -12,12 +12,11 @@ Run: ``python -m earlyq_sim.workloads.training.train_unet --ckpt-dir /work/ckpt/
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,12 +24,12 @@ import torch.nn.functional as F
 
 from earlyq_sim.atomic_io import atomic_path
 from earlyq_sim.errors import UserError
+from earlyq_sim.workloads.training.run_common import LoopConfig, TrainResult, ema_decay_at, lr_at, open_curve
 from earlyq_sim.models.registry import CONFIG_DIR, WEIGHTS_DIR
 from earlyq_sim.workloads.sampling.sampler_registry import make_scheduler
 from earlyq_sim.workloads.training.datasets import load_fmnist
 
 CKPT_PREFIX = "ckpt_"
-CSV_FIELDS = ("step", "loss", "lr", "seconds")
 
 
 # ---- model config, building and weights ----------------------------------------------------
@@ -118,50 +117,11 @@ def sample_ddim(model, n: int, steps: int = 50, seed: int = 0, batch_size: int =
 
 # ---- training -------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters and paths of one diffusion training run (times in seconds)."""
+class TrainConfig(LoopConfig):
+    """Hyper-parameters and paths of one diffusion training run (``LoopConfig`` plus these)."""
 
-    ckpt_dir: str
-    steps: int = 200_000
-    batch_size: int = 64
-    lr: float = 5e-4
-    warmup_steps: int = 500
-    ema_decay: float = 0.999
-    grad_clip: float = 1.0
-    seed: int = 0
-    threads: int = 1
-    ckpt_every_steps: int = 0          # 0: only time-based / final checkpoints
-    ckpt_every_s: float = 300.0
-    keep_ckpts: int = 2
-    export_path: str | None = None     # EMA weights (safetensors), written atomically
-    export_every_s: float = 600.0
     milestone_every: int = 1000        # EMA weights at multiples of this step kept in milestones/
-    log_every: int = 50
     model_name: str = "fmnist16"
-    data_dir: str | None = None
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What one call trained: per-step losses of this call, final step, checkpoint path."""
-
-    start_step: int
-    end_step: int
-    losses: tuple[float, ...] = field(repr=False)
-    last_ckpt: str | None
-    seconds: float
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to ``cfg.lr`` over ``warmup_steps``, then constant."""
-    if cfg.warmup_steps <= 0:
-        return cfg.lr
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
-
-
-def ema_decay_at(step: int, max_decay: float) -> float:
-    """EMA decay with warm-up (see module docstring)."""
-    return min(max_decay, (1.0 + step) / (10.0 + step))
 
 
 def list_checkpoints(ckpt_dir: str | os.PathLike) -> list[Path]:
@@ -257,20 +217,6 @@ class _Trainer:
         return float(loss.detach())
 
 
-def _open_curve(path: Path, resume_step: int):
-    """Open the training-curve CSV for appending, dropping rows past the resumed step."""
-    rows = []
-    if path.is_file() and resume_step > 0:
-        with open(path, newline="") as fh:
-            rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
-    fh = open(path, "w", newline="")
-    writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    fh.flush()
-    return fh, writer
-
-
 def train_diffusion(cfg: TrainConfig, data: torch.Tensor | None = None,
                     stop_after: int | None = None) -> TrainResult:
     """Train (or resume) until ``cfg.steps`` total steps; returns this call's losses.
@@ -289,7 +235,7 @@ def train_diffusion(cfg: TrainConfig, data: torch.Tensor | None = None,
     tr.resume()
     start = tr.step
     Path(cfg.ckpt_dir).mkdir(parents=True, exist_ok=True)
-    fh, writer = _open_curve(Path(cfg.ckpt_dir) / "train_curve.csv", start)
+    fh, writer = open_curve(Path(cfg.ckpt_dir) / "train_curve.csv", start)
 
     stop = {"flag": False}
     old_handlers = {}
