@@ -116,9 +116,7 @@ def simulate_gemm(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: i
         resident_x, resident_w = set(), set()
         for t0 in range(0, T, tb):
             t = min(tb, T - t0)
-            slots = 0
-            while slots * lanes < t:
-                slots += 1
+            slots = _slots(t, lanes)
             for c0 in range(0, cols_dim, C):
                 cols = min(C, cols_dim - c0)
                 r_idx = 0
@@ -144,10 +142,7 @@ def simulate_gemm(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: i
                             if keep:
                                 res.add(key)
                     for _p in range(passes):
-                        key = (slots, slot_c)
-                        if key not in memo:
-                            memo[key] = step_fold(R, C, preload, slots, slot_c)
-                        cyc += memo[key]
+                        cyc += _fold_cycles(memo, R, C, preload, slots, slot_c)
                         nfolds += 1
                         sram += need_x[1] / cx + need_w[1] / cy  # one chunk of each operand per pass
                         if df != "os":
@@ -237,19 +232,28 @@ def simulate_tiled(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: 
                     done_k[(m0, n0)] = done_k.get((m0, n0), 0) + 1
                     # the tile's folds: spatial rows x columns of the dataflow, the temporal extent streamed
                     rows, cols, t = {"ws": (kt, nt, mt), "is": (kt, mt, nt), "os": (mt, nt, kt)}[df]
-                    slots = 0
-                    while slots * lanes < t:
-                        slots += 1
-                    for _r0 in range(0, rows, R):
-                        for _c0 in range(0, cols, C):
-                            for _p in range(passes):
-                                key = (slots, slot_c)
-                                if key not in memo:
-                                    memo[key] = step_fold(R, C, preload, slots, slot_c)
-                                compute += memo[key]
-                                nfolds += 1
+                    slots = _slots(t, lanes)
+                    for _fold in range(len(range(0, rows, R)) * len(range(0, cols, C)) * passes):
+                        compute += _fold_cycles(memo, R, C, preload, slots, slot_c)
+                        nfolds += 1
         dram += _leave_output(done_k[held["o"]], len(tiles["k"]), *o_size, acc, out_bits)
     return RefResult(compute, dram, float("nan"), compute + dram / arch.dram_bytes_per_cycle, nfolds)
+
+
+def _slots(t: int, lanes: int) -> int:
+    """Slots a PE needs for ``t`` streamed rows, ``lanes`` rows per slot, counted one by one."""
+    slots = 0
+    while slots * lanes < t:
+        slots += 1
+    return slots
+
+
+def _fold_cycles(memo: dict, R: int, C: int, preload: int, slots: int, slot_c: int) -> int:
+    """``step_fold``, stepped once per distinct (slots, slot cycles) of a call."""
+    key = (slots, slot_c)
+    if key not in memo:
+        memo[key] = step_fold(R, C, preload, slots, slot_c)
+    return memo[key]
 
 
 def _leave_output(done: int, k_tiles: int, mt: int, nt: int, acc: float, out_bits: int) -> float:

@@ -21,7 +21,6 @@ import argparse
 import copy
 import logging
 import math
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -31,7 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from earlyq_sim.errors import UserError
-from earlyq_sim.workloads.training.run_common import LoopConfig, TrainResult, ema_decay_at, lr_at, open_curve
+from earlyq_sim.workloads.training.run_common import (Curve, LoopConfig, StopOnSignals, TrainResult, add_loop_args,
+                                                     ema_decay_at, lr_at, run_main)
 from earlyq_sim.models.registry import WEIGHTS_DIR
 from earlyq_sim.workloads.training import ldm_models as lm
 from earlyq_sim.workloads.training import safe_ckpt as sc
@@ -260,23 +260,13 @@ def train_ldm(cfg: TrainConfig, images: torch.Tensor | None = None, labels: torc
     start = tr.step
     log.info("stage %s: %s at step %d, target %d, %d threads", cfg.stage,
              f"resumed {resumed.name}" if resumed else "fresh start", start, cfg.steps, cfg.threads)
-    fh, writer = open_curve(ckpt_dir / "train_curve.csv", start)
-    stop = {"flag": False}
-    old_handlers = {}
-
-    def _on_signal(signum, frame):  # finish the current step, checkpoint, export, exit
-        stop["flag"] = True
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            old_handlers[sig] = signal.signal(sig, _on_signal)
-        except ValueError:  # not in the main thread
-            pass
-    losses, window = [], []
+    curve = Curve(ckpt_dir / "train_curve.csv", start, cfg.log_every)
+    stop = StopOnSignals()  # finish the current step, checkpoint, export, return
+    losses = curve.losses
     last_ckpt = last_export = t_prev = time.monotonic()
     ckpt_path = None
     try:
-        while tr.step < cfg.steps and not stop["flag"]:
+        while tr.step < cfg.steps and not stop.requested:
             if stop_after is not None and len(losses) >= stop_after:
                 break
             loss = tr.train_step()
@@ -285,15 +275,9 @@ def train_ldm(cfg: TrainConfig, images: torch.Tensor | None = None, labels: torc
             now = time.monotonic()
             tr.seconds += now - t_prev
             t_prev = now
-            losses.append(loss)
-            window.append(loss)
-            if tr.step % cfg.log_every == 0:
-                mean = sum(window) / len(window)
-                writer.writerow({"step": tr.step, "loss": f"{mean:.6f}", "lr": f"{lr_at(tr.step - 1, cfg):.3e}",
-                                 "seconds": f"{tr.seconds:.1f}"})
-                fh.flush()
+            mean = curve.add(tr.step, loss, lr_at(tr.step - 1, cfg), tr.seconds)
+            if mean is not None:
                 log.info("step %d loss %.5f lr %.2e %.0f s", tr.step, mean, lr_at(tr.step - 1, cfg), tr.seconds)
-                window.clear()
             if cfg.stage == "ae" and cfg.eval_every and tr.step % cfg.eval_every == 0:
                 psnr = reconstruction_psnr(tr.ema["model"].eval(), test_images[:cfg.eval_n])
                 with open(ckpt_dir / "eval_psnr.csv", "a") as ef:
@@ -311,9 +295,8 @@ def train_ldm(cfg: TrainConfig, images: torch.Tensor | None = None, labels: torc
         tr.export(images)
         log.info("stopped at step %d (%.0f s trained); checkpoint %s", tr.step, tr.seconds, ckpt_path)
     finally:
-        fh.close()
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
+        curve.close()
+        stop.restore()
     return TrainResult(start, tr.step, tuple(losses), str(ckpt_path), tr.seconds)
 
 
@@ -324,26 +307,14 @@ def _parse(argv=None) -> TrainConfig:
     p = argparse.ArgumentParser(prog="python -m earlyq_sim.workloads.training.train_ldm",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--stage", choices=STAGES, required=True)
-    p.add_argument("--ckpt-dir", required=True)
-    p.add_argument("--steps", type=int, default=200_000)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=None, help="default: ae 1e-3, unet 3e-4")
-    p.add_argument("--warmup-steps", type=int, default=None, help="default: ae 100, unet 500")
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    add_loop_args(p, lr_help="default: ae 1e-3, unet 3e-4")
     p.add_argument("--kl-weight", type=float, default=1e-6)
     p.add_argument("--label-dropout", type=float, default=0.1)
-    p.add_argument("--ckpt-every-s", type=float, default=300.0)
-    p.add_argument("--export", dest="export_path", default=None)
     p.add_argument("--export-cond", default=None)
     p.add_argument("--config-out", default=None)
-    p.add_argument("--export-every-s", type=float, default=600.0)
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--eval-n", type=int, default=1000)
-    p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--ae-weights", default=TrainConfig.ae_weights)
-    p.add_argument("--data-dir", default=None)
     a = vars(p.parse_args(argv))
     for k, v in STAGE_DEFAULTS[a["stage"]].items():
         a[k] = v if a[k] is None else a[k]
@@ -352,14 +323,7 @@ def _parse(argv=None) -> TrainConfig:
 
 def main(argv=None) -> int:
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        cfg = _parse(argv)
-        res = train_ldm(cfg)
-    except UserError as exc:
-        print(f"error: {exc}")
-        return 2
-    print(f"trained {cfg.stage} steps {res.start_step}..{res.end_step} in {res.seconds:.0f}s; checkpoint {res.last_ckpt}")
-    return 0
+    return run_main(_parse, train_ldm, argv, what=lambda cfg: cfg.stage)
 
 
 if __name__ == "__main__":

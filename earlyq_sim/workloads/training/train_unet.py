@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,8 @@ import torch.nn.functional as F
 
 from earlyq_sim.atomic_io import atomic_path
 from earlyq_sim.errors import UserError
-from earlyq_sim.workloads.training.run_common import LoopConfig, TrainResult, ema_decay_at, lr_at, open_curve
+from earlyq_sim.workloads.training.run_common import (Curve, LoopConfig, StopOnSignals, TrainResult, add_loop_args,
+                                                     ema_decay_at, lr_at, run_main)
 from earlyq_sim.models.registry import CONFIG_DIR, WEIGHTS_DIR
 from earlyq_sim.workloads.sampling.sampler_registry import make_scheduler
 from earlyq_sim.workloads.training.datasets import load_fmnist
@@ -235,40 +235,22 @@ def train_diffusion(cfg: TrainConfig, data: torch.Tensor | None = None,
     tr.resume()
     start = tr.step
     Path(cfg.ckpt_dir).mkdir(parents=True, exist_ok=True)
-    fh, writer = open_curve(Path(cfg.ckpt_dir) / "train_curve.csv", start)
+    curve = Curve(Path(cfg.ckpt_dir) / "train_curve.csv", start, cfg.log_every)
 
-    stop = {"flag": False}
-    old_handlers = {}
-
-    def _on_signal(signum, frame):  # finish the current step, checkpoint, exit
-        stop["flag"] = True
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            old_handlers[sig] = signal.signal(sig, _on_signal)
-        except ValueError:  # not in the main thread
-            pass
-
-    losses: list[float] = []
-    window: list[float] = []
+    stop = StopOnSignals()  # finish the current step, checkpoint, export, return
+    losses = curve.losses
     last_ckpt = last_export = time.monotonic()
     ckpt_path = None
     t_prev = time.monotonic()
     try:
-        while tr.step < cfg.steps and not stop["flag"]:
+        while tr.step < cfg.steps and not stop.requested:
             if stop_after is not None and len(losses) >= stop_after:
                 break
             loss = tr.train_step()
             now = time.monotonic()
             tr.seconds += now - t_prev
             t_prev = now
-            losses.append(loss)
-            window.append(loss)
-            if tr.step % cfg.log_every == 0:
-                writer.writerow({"step": tr.step, "loss": f"{sum(window) / len(window):.6f}",
-                                 "lr": f"{lr_at(tr.step - 1, cfg):.3e}", "seconds": f"{tr.seconds:.1f}"})
-                fh.flush()
-                window.clear()
+            curve.add(tr.step, loss, lr_at(tr.step - 1, cfg), tr.seconds)
             if (cfg.ckpt_every_steps and tr.step % cfg.ckpt_every_steps == 0) or now - last_ckpt >= cfg.ckpt_every_s:
                 ckpt_path = tr.save()
                 last_ckpt = now
@@ -282,40 +264,21 @@ def train_diffusion(cfg: TrainConfig, data: torch.Tensor | None = None,
             ckpt_path = tr.save()
         tr.export()
     finally:
-        fh.close()
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
+        curve.close()
+        stop.restore()
     return TrainResult(start, tr.step, tuple(losses), str(ckpt_path), tr.seconds)
 
 
 def _parse(argv=None) -> TrainConfig:
     p = argparse.ArgumentParser(prog="python -m earlyq_sim.workloads.training.train_unet", description=__doc__.split("\n")[0])
-    p.add_argument("--ckpt-dir", required=True)
-    p.add_argument("--steps", type=int, default=200_000)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--warmup-steps", type=int, default=500)
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--ckpt-every-s", type=float, default=300.0)
-    p.add_argument("--export", dest="export_path", default=None)
-    p.add_argument("--export-every-s", type=float, default=600.0)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--milestone-every", type=int, default=1000)
-    p.add_argument("--data-dir", default=None)
+    add_loop_args(p, lr=5e-4, warmup_steps=500)
+    p.add_argument("--milestone-every", type=int, default=1000, help="keep EMA weights at multiples of this step")
     a = p.parse_args(argv)
     return TrainConfig(**vars(a))
 
 
 def main(argv=None) -> int:
-    try:
-        res = train_diffusion(_parse(argv))
-    except UserError as exc:
-        print(f"error: {exc}")
-        return 2
-    print(f"trained steps {res.start_step}..{res.end_step} in {res.seconds:.0f}s; checkpoint {res.last_ckpt}")
-    return 0
+    return run_main(_parse, train_diffusion, argv)
 
 
 if __name__ == "__main__":
