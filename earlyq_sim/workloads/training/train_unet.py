@@ -2,7 +2,8 @@
 
 Resumable: a checkpoint holds model, EMA, optimizer, step, elapsed seconds and the state of the
 one ``torch.Generator`` that draws every batch index, timestep and noise sample, so a resumed
-run repeats the loss sequence of an uninterrupted one exactly. The EMA decay warms up as
+run repeats the loss sequence of an uninterrupted one exactly. Checkpoints are safetensors +
+JSON (``safe_ckpt``); nothing a user can place is unpickled. The EMA decay warms up as
 ``min(decay, (1 + step) / (10 + step))`` because a fixed 0.999 from step 0 still carries ~22% of
 the random initial weights after 1500 steps (REFERENCES.md, EMA trap).
 
@@ -15,7 +16,7 @@ import argparse
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -27,6 +28,7 @@ from earlyq_sim.workloads.training.run_common import (Curve, LoopConfig, StopOnS
                                                      ema_decay_at, lr_at, run_main)
 from earlyq_sim.models.registry import CONFIG_DIR, WEIGHTS_DIR
 from earlyq_sim.workloads.sampling.sampler_registry import make_scheduler
+from earlyq_sim.workloads.training import safe_ckpt as sc
 from earlyq_sim.workloads.training.datasets import load_fmnist
 
 CKPT_PREFIX = "ckpt_"
@@ -125,14 +127,17 @@ class TrainConfig(LoopConfig):
 
 
 def list_checkpoints(ckpt_dir: str | os.PathLike) -> list[Path]:
-    """Checkpoints in ``ckpt_dir``, oldest first (names carry a zero-padded step)."""
-    d = Path(ckpt_dir)
-    return sorted(d.glob(f"{CKPT_PREFIX}*.pt")) if d.is_dir() else []
+    """Complete checkpoints in ``ckpt_dir`` (their JSON sidecars), oldest first."""
+    return sc.list_checkpoints(ckpt_dir)
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+def refuse_pickled_checkpoints(ckpt_dir: str | os.PathLike) -> None:
+    """Checkpoints of the earlier ``torch.save`` format are never loaded: unpickling a file a user
+    can place runs its code. Say so instead of silently starting over."""
+    old = sorted(Path(ckpt_dir).glob(f"{CKPT_PREFIX}*.pt")) if Path(ckpt_dir).is_dir() else []
+    if old and not list_checkpoints(ckpt_dir):
+        raise UserError(f"{old[-1]}: a pickled (torch.save) checkpoint; it is not loaded because unpickling "
+                        "runs code; checkpoints are now safetensors + JSON: pick a new --ckpt-dir")
 
 
 class _Trainer:
@@ -155,34 +160,20 @@ class _Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------
     def save(self) -> Path:
-        d = Path(self.cfg.ckpt_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        path = d / f"{CKPT_PREFIX}{self.step:08d}.pt"
-        _atomic_torch_save({
-            "model": self.model.state_dict(), "ema": self.ema.state_dict(),
-            "opt": self.opt.state_dict(), "step": self.step, "seconds": self.seconds,
-            "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
-            "config": self.cfg.__dict__,
-        }, path)
-        for old in list_checkpoints(d)[:-max(1, self.cfg.keep_ckpts)]:
-            old.unlink(missing_ok=True)
-        return path
+        info = {"seconds": self.seconds, "gen_state_hex": sc.torch_state_hex(self.gen.get_state()),
+                "torch_rng_hex": sc.torch_state_hex(torch.get_rng_state()), "config": asdict(self.cfg)}
+        return sc.save_checkpoint(self.cfg.ckpt_dir, self.step, {"model": self.model, "ema": self.ema}, self.opt,
+                                  info, self.cfg.keep_ckpts)
 
     def resume(self) -> Path | None:
+        refuse_pickled_checkpoints(self.cfg.ckpt_dir)
         ckpts = list_checkpoints(self.cfg.ckpt_dir)
         if not ckpts:
             return None
-        try:
-            state = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
-            self.model.load_state_dict(state["model"])
-            self.ema.load_state_dict(state["ema"])
-            self.opt.load_state_dict(state["opt"])
-        except Exception as exc:  # a corrupt or mismatched checkpoint is a user-fixable problem
-            raise UserError(f"{ckpts[-1]}: cannot resume ({type(exc).__name__}); delete it or pick another --ckpt-dir") from None
-        self.step = int(state["step"])
-        self.seconds = float(state["seconds"])
-        self.gen.set_state(state["gen"])
-        torch.set_rng_state(state["torch_rng"])
+        info = sc.load_checkpoint(ckpts[-1], {"model": self.model, "ema": self.ema}, self.opt)
+        self.step, self.seconds = int(info["step"]), float(info["seconds"])
+        self.gen.set_state(sc.torch_state_from_hex(info["gen_state_hex"]))
+        torch.set_rng_state(sc.torch_state_from_hex(info["torch_rng_hex"]))
         return ckpts[-1]
 
     def export(self) -> None:
