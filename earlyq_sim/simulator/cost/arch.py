@@ -16,6 +16,7 @@ is not modelled.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,7 +198,13 @@ class _Reader:
             ok = isinstance(v, int) and not isinstance(v, bool)
         elif kind is float:
             ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-            v = float(v) if ok else v
+            if ok:
+                try:
+                    v = float(v)
+                except OverflowError:  # an integer too large for a float
+                    raise self.err(key, f"{str(v)[:20]}... is out of range; allowed {allowed}") from None
+                if not math.isfinite(v):  # NaN passes every range check (all comparisons are false)
+                    raise self.err(key, f"{v!r} is not a finite number; allowed {allowed}")
         else:
             ok = isinstance(v, kind)
         if not ok:

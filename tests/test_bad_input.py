@@ -1,0 +1,74 @@
+"""Bad input at the edge (issue 13): every numeric arch field refuses NaN and infinities, in the
+YAML and through sweep overrides; the CLI answers with one line and exit code 2."""
+
+import math
+
+import pytest
+import yaml
+
+from earlyq_sim.errors import UserError
+from earlyq_sim.simulator.cost.arch import ARCH_DIR, list_archs, load_arch
+from earlyq_sim.workloads.sweeps.spec import apply_overrides
+
+
+def _numeric_paths(d, prefix=()):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _numeric_paths(v, prefix + (k,))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            yield prefix + (k,)
+
+
+CASES = [(name, path) for name in list_archs()
+         for path in _numeric_paths(yaml.safe_load((ARCH_DIR / f"{name}.yaml").read_text()))]
+
+
+def _with(name, path, value):
+    data = yaml.safe_load((ARCH_DIR / f"{name}.yaml").read_text())
+    node = data
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return data
+
+
+def test_every_numeric_field_is_covered():
+    fields = {p for _, p in CASES}
+    assert ("clock_mhz",) in fields and ("energy", "dram_pj_per_byte") in fields and ("pe", "lanes") in fields
+    assert len(CASES) >= 4 * 15
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("name,path", CASES, ids=[f"{n}:{'.'.join(p)}" for n, p in CASES])
+def test_non_finite_numbers_are_refused(tmp_path, name, path, value):
+    f = tmp_path / "a.yaml"
+    f.write_text(yaml.safe_dump(_with(name, path, value)))
+    with pytest.raises(UserError) as e:
+        load_arch(f)
+    msg = str(e.value)
+    assert str(f) in msg and ".".join(path) in msg and "\n" not in msg
+
+
+def test_huge_integers_are_refused(tmp_path):
+    f = tmp_path / "a.yaml"
+    f.write_text(yaml.safe_dump(_with("stripes", ("clock_mhz",), 10 ** 400)))
+    with pytest.raises(UserError, match=r"clock_mhz: 1{1}0{19}\.\.\. is out of range"):
+        load_arch(f)
+
+
+@pytest.mark.parametrize("path,yaml_field", [("clock_mhz", "clock_mhz"), ("dram_bytes_per_cycle", "dram.bytes_per_cycle"),
+                                             ("buffers.ifmap_kib", "buffers.ifmap_kib"),
+                                             ("energy.step_pj", "energy.step_pj")])
+def test_non_finite_sweep_overrides_are_refused(path, yaml_field):
+    with pytest.raises(UserError, match=rf"sweep\.yaml: overrides\.{yaml_field}: nan is not a finite number"):
+        apply_overrides(load_arch("stripes"), [(path, math.nan)], "sweep.yaml")
+
+
+def test_cli_bad_arch_is_one_line_exit_2(tmp_path, run_cli):
+    f = tmp_path / "a.yaml"
+    f.write_text(yaml.safe_dump(_with("stripes", ("clock_mhz",), math.nan)))
+    topo = tmp_path / "l.csv"
+    topo.write_text("Layer,M,N,K\nfc,8,8,8\n")
+    code, out, err = run_cli(["run", "--arch", str(f), "--model", str(topo)])
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "clock_mhz: nan is not a finite number" in err and "Traceback" not in err
