@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from earlyq_sim.commands import types as T
+
 from earlyq_sim.errors import UserError
 
 DEFAULT_MODEL = "fmnist16"
@@ -15,21 +17,21 @@ DEFAULT_MODEL = "fmnist16"
 def schedule_options(f):
     """Schedule flags shared by `run`, `sample` and `calibrate` (one schedule object for both lanes)."""
     opts = [
-        click.option("--schedule", "schedule_spec", default=None,
+        click.option("--schedule", "schedule_spec", type=T.SCHEDULE, default=None,
                      help="Interval form, e.g. 'a4@0-0.2,a6@0.2-0.6,a8@0.6-1,w4' (0 = first, noisiest step). "
                           "Overrides --early-bits/--late-bits/--boundary."),
-        click.option("--early-bits", type=int, default=4, show_default=True, help="Activation bits of the early stage."),
-        click.option("--late-bits", type=int, default=8, show_default=True, help="Activation bits of the late stage."),
-        click.option("--boundary", type=float, default=0.4, show_default=True,
+        click.option("--early-bits", type=T.BITS, default=4, show_default=True, help="Activation bits of the early stage."),
+        click.option("--late-bits", type=T.BITS, default=8, show_default=True, help="Activation bits of the late stage."),
+        click.option("--boundary", type=T.FRACTION, default=0.4, show_default=True,
                      help="Fraction of steps (from the first) run at --early-bits."),
-        click.option("--weight-bits", type=int, default=8, show_default=True, help="Weight bits."),
-        click.option("--prob-bits", type=int, default=None,
+        click.option("--weight-bits", type=T.BITS, default=8, show_default=True, help="Weight bits."),
+        click.option("--prob-bits", type=T.BITS, default=None,
                      help="Attention-probability bits (default: the step's activation bits)."),
         click.option("--keep", default=None,
                      help="Layers held at 8 bits (weights and activations) in every step: glob patterns "
                           "joined by '|' or ',', e.g. 'io' (= conv_in|conv_out) or 'conv_in|time_embedding.*'. "
                           "Same as the schedule token k8:PATTERNS."),
-        click.option("--steps", "num_steps", type=int, default=None,
+        click.option("--steps", "num_steps", type=T.STEPS, default=None,
                      help="Denoising steps (default per model: DDIM 100 CIFAR-10, 200 LDM-4, 50 SD)."),
     ]
     for o in reversed(opts):
@@ -55,7 +57,7 @@ def cli() -> None:
 @schedule_options
 @click.option("--baseline", default="W8A8", show_default=True, help="Uniform precision to compare with.")
 @click.option("--ref-arch", default="int8-systolic", show_default=True, help="Reference arch for 'vs' speedup.")
-@click.option("--batch", type=int, default=1, show_default=True, help="Batch size of one UNet call.")
+@click.option("--batch", type=T.BATCH, default=1, show_default=True, help="Batch size of one UNet call.")
 @click.option("--cfg/--no-cfg", default=False, show_default=True,
               help="Classifier-free guidance (doubles the UNet batch).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -63,10 +65,10 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON to stdout instead of the table.")
 @click.option("--quality/--no-quality", default=None,
               help="Sample images and measure quality (default: on for models with shipped weights).")
-@click.option("--n", "n_images", type=int, default=64, show_default=True, help="Images per quality run.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first image.")
-@click.option("--calib-n", type=int, default=64, show_default=True, help="Calibration images.")
-@click.option("--threads", type=int, default=1, show_default=True,
+@click.option("--n", "n_images", type=T.IMAGES, default=64, show_default=True, help="Images per quality run.")
+@click.option("--seed", type=T.SEED, default=0, show_default=True, help="Seed of the first image.")
+@click.option("--calib-n", type=T.IMAGES, default=64, show_default=True, help="Calibration images.")
+@click.option("--threads", type=T.THREADS, default=1, show_default=True,
               help="Torch threads for sampling (1 avoids OpenMP spin-waits when the machine is shared).")
 def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps,
         baseline, ref_arch, batch, cfg, out_dir, as_json, quality, n_images, seed, calib_n, threads):
@@ -189,8 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
-    except click.ClickException as e:
-        e.show()
+    except click.ClickException as e:  # bad options: one line, like every other user error
+        click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(2)
 
 

@@ -72,3 +72,23 @@ def test_cli_bad_arch_is_one_line_exit_2(tmp_path, run_cli):
     code, out, err = run_cli(["run", "--arch", str(f), "--model", str(topo)])
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "clock_mhz: nan is not a finite number" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args,words", [
+    (["run", "--arch", "stripes", "--steps", "0"], ["--steps", "1<=x<=10000"]),          # was: the default steps
+    (["run", "--arch", "stripes", "--steps", "1000000000"], ["--steps", "1<=x<=10000"]),  # was: MemoryError
+    (["run", "--arch", "stripes", "--schedule", " "], ["--schedule", "empty"]),           # was: the default schedule
+    (["run", "--arch", "stripes", "--batch", "100000000000"], ["--batch", "1<=x<=4096"]),
+    (["run", "--arch", "stripes", "--boundary", "nan"], ["--boundary", "finite number in [0, 1]"]),
+    (["sample", "--out", "X", "--seed", "-1"], ["--seed", "0<=x<=4294967295"]),          # was: a traceback
+    (["sample", "--out", "X", "--eta", "nan"], ["--eta", "finite"]),                      # was: black images
+    (["search", "--threshold", "nan", "--out", "X"], ["--threshold", "finite"]),          # was: a 'found' schedule
+    (["search", "--threshold", "1", "--grid", "0", "--out", "X"], ["--grid", "(0, 1]"]),  # was: ZeroDivisionError
+    (["run", "--arch", "stripes", "--no-such-option"], ["--no-such-option"]),
+])
+def test_options_are_checked_at_the_edge(args, words, run_cli):
+    code, out, err = run_cli(args)
+    lines = [ln for ln in err.strip().splitlines() if ln]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in lines[0], (w, lines[0])

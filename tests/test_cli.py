@@ -41,7 +41,7 @@ def test_run_table_names_units_and_basis(run_cli):
 @pytest.mark.parametrize("args,words", [
     (["--arch", "nope"], ["nope", "int8-systolic", "stripes"]),
     (["--arch", "stripes", "--model", "nomodel"], ["nomodel", "sd-v1.5"]),
-    (["--arch", "stripes", "--early-bits", "17"], ["--early-bits", "1..16"]),
+    (["--arch", "stripes", "--early-bits", "17"], ["--early-bits", "1<=x<=16"]),
     (["--arch", "stripes", "--schedule", "a4@0-0.3,a8@0.5-1"], ["gap"]),
     (["--arch", "stripes", "--schedule", "a4@0-0.6,a8@0.5-1"], ["overlap"]),
     (["--arch", "stripes", "--baseline", "a4@0-0.5,a8@0.5-1"], ["uniform"]),

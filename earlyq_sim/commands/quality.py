@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from earlyq_sim.commands import types as T
+
 from earlyq_sim.errors import UserError
 from earlyq_sim.workloads.sampling.sampler_registry import sampler_names
 
@@ -26,11 +28,11 @@ def _sampler_options(f):
     for o in reversed([
         click.option("--sampler", type=click.Choice(sampler_names()), default="ddim", show_default=True,
                      help="Sampler (registry: workloads/sampling/sampler_registry.py)."),
-        click.option("--eta", type=float, default=0.0, show_default=True, help="DDIM eta (0 = deterministic)."),
+        click.option("--eta", type=T.FRACTION, default=0.0, show_default=True, help="DDIM eta (0 = deterministic)."),
         click.option("--range-mode", type=click.Choice(["interval", "shared"]), default="interval", show_default=True,
                      help="Activation ranges fitted per precision interval or one shared set."),
-        click.option("--batch-size", type=int, default=128, show_default=True),
-        click.option("--threads", type=int, default=1, show_default=True,
+        click.option("--batch-size", type=T.BATCH, default=128, show_default=True, help="Images per sampling batch."),
+        click.option("--threads", type=T.THREADS, default=1, show_default=True,
                      help="Torch threads (1 avoids OpenMP spin-waits when the machine is shared)."),
     ]):
         f = o(f)
@@ -44,15 +46,15 @@ def register(cli, schedule_options) -> None:
     @click.option("--model", default=QUALITY_MODEL, show_default=True,
                   help="Built-in model with weights, or a local diffusers UNet folder.")
     @schedule_options
-    @click.option("--n", "n_images", type=int, default=64, show_default=True, help="Images to generate.")
-    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--n", "n_images", type=T.IMAGES, default=64, show_default=True, help="Images to generate.")
+    @click.option("--seed", type=T.SEED, default=0, show_default=True, help="Seed of the first image.")
     @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
     @click.option("--full-precision", is_flag=True, help="Float32 sampling, no quantization.")
     @click.option("--mode", type=click.Choice(["int", "fake"]), default="int", show_default=True,
                   help="Bit-accurate integer emulation or fake quantization (float compute).")
     @click.option("--calibration", type=click.Path(dir_okay=False), default=None,
                   help="Load a calibration file from `earlyq-sim calibrate` instead of calibrating.")
-    @click.option("--calib-n", type=int, default=64, show_default=True)
+    @click.option("--calib-n", type=T.IMAGES, default=64, show_default=True, help="Calibration images.")
     @click.option("--engine", type=click.Choice(["auto", "i16", "f32", "f64", "int8"]), default="auto",
                   show_default=True,
                   help="Exact integer GEMM kernels (all give the same bits): auto = i16 (int16/int32 AVX2 C "
@@ -110,8 +112,8 @@ def register(cli, schedule_options) -> None:
     @cli.command()
     @click.option("--model", default=QUALITY_MODEL, show_default=True)
     @schedule_options
-    @click.option("--n", "calib_n", type=int, default=64, show_default=True, help="Calibration images.")
-    @click.option("--calib-steps", type=int, default=20, show_default=True,
+    @click.option("--n", "calib_n", type=T.IMAGES, default=64, show_default=True, help="Calibration images.")
+    @click.option("--calib-steps", type=T.STEPS, default=20, show_default=True,
                   help="Steps (spread uniformly over the trajectory) whose activations are observed.")
     @click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True,
                   help="Calibration file to write (safetensors).")
@@ -153,7 +155,7 @@ def register(cli, schedule_options) -> None:
     @click.option("--format", "fmt", type=click.Choice(["scalesim", "zigzag"]), required=True)
     @click.option("--arch", default="int8-systolic", show_default=True, help="Arch whose array/buffers configure the export.")
     @schedule_options
-    @click.option("--batch", type=int, default=1, show_default=True)
+    @click.option("--batch", type=T.BATCH, default=1, show_default=True, help="Samples per UNet call.")
     @click.option("--cfg/--no-cfg", default=False)
     @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
     def export(model, fmt, arch, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps,
@@ -176,7 +178,7 @@ def register(cli, schedule_options) -> None:
 
     @cli.command()
     @click.option("--model", required=True, help="Built-in model name or local diffusers UNet folder.")
-    @click.option("--batch", type=int, default=1, show_default=True)
+    @click.option("--batch", type=T.BATCH, default=1, show_default=True, help="Samples per UNet call.")
     @click.option("--cfg/--no-cfg", default=False)
     @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
                   help="Write the op table (CSV/Parquet) and graph edges (JSON) here.")

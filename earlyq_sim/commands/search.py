@@ -7,21 +7,23 @@ from pathlib import Path
 
 import click
 
+from earlyq_sim.commands import types as T
+
 from earlyq_sim.errors import UserError
 
 @click.command()
-@click.option("--threshold", type=float, required=True, help="Allowed FD above the uniform baseline (FD units).")
+@click.option("--threshold", type=T.FD_THRESHOLD, required=True, help="Allowed FD above the uniform baseline (FD units).")
 @click.option("--model", default="fmnist16", show_default=True, help="Model with trained weights (quality).")
-@click.option("--grid", type=float, default=0.05, show_default=True, help="Interval width (fraction of steps).")
-@click.option("--min-bits", type=int, default=4, show_default=True, help="Lowest activation bits tried.")
-@click.option("--late-bits", type=int, default=8, show_default=True, help="Baseline activation bits.")
-@click.option("--weight-bits", type=int, default=8, show_default=True)
+@click.option("--grid", type=T.GRID, default=0.05, show_default=True, help="Interval width (fraction of steps).")
+@click.option("--min-bits", type=T.BITS, default=4, show_default=True, help="Lowest activation bits tried.")
+@click.option("--late-bits", type=T.BITS, default=8, show_default=True, help="Baseline activation bits.")
+@click.option("--weight-bits", type=T.BITS, default=8, show_default=True, help="Weight bits.")
 @click.option("--keep", default="", help="Layers held at 8 bits, e.g. 'io|*conv_shortcut'.")
-@click.option("--prob-bits", type=int, default=None,
+@click.option("--prob-bits", type=T.BITS, default=None,
               help="Attention-probability bits in every candidate and the baseline (default: the "
                    "activation bits; 16 keeps the softmax output at 16 bits, as Q-Diffusion does).")
-@click.option("--steps", "num_steps", type=int, default=20, show_default=True, help="DDIM steps.")
-@click.option("--n", "n_images", type=int, default=256, show_default=True, help="Images per seed.")
+@click.option("--steps", "num_steps", type=T.STEPS, default=20, show_default=True, help="DDIM steps.")
+@click.option("--n", "n_images", type=T.IMAGES, default=256, show_default=True, help="Images per seed.")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds; FD is their mean.")
 @click.option("--no-stop", is_flag=True, help="Go on after an interval that cannot be lowered.")
 @click.option("--monotone", is_flag=True,
@@ -31,8 +33,8 @@ from earlyq_sim.errors import UserError
               help="Models whose traces price the result (default: --model).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Folder for search.csv (every evaluated cell; reruns resume), result.json, speedup.csv.")
-@click.option("--calib-n", type=int, default=64, show_default=True, help="Calibration images per schedule.")
-@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--calib-n", type=T.IMAGES, default=64, show_default=True, help="Calibration images per schedule.")
+@click.option("--threads", type=T.THREADS, default=1, show_default=True, help="Torch threads.")
 def search(threshold, model, grid, min_bits, late_bits, weight_bits, keep, prob_bits, num_steps, n_images, seeds,
            no_stop, monotone, archs, cost_models, out_dir, calib_n, threads):
     """Lower activation bits interval by interval from the first step while FD stays within
