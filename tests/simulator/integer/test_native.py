@@ -3,6 +3,8 @@ exact conv/linear, bias, accumulator check, fixed-point rescale and dequantizati
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -233,7 +235,48 @@ def test_build_is_cached_and_keyed(tmp_path, monkeypatch):
     mtime = p1.stat().st_mtime_ns
     p2 = native._build()
     assert p1 == p2 and p2.stat().st_mtime_ns == mtime and p1.parent == tmp_path
-    assert [f.name for f in tmp_path.iterdir()] == [p1.name]     # no temp files left behind
+    assert sorted(f.name for f in tmp_path.iterdir()) == [p1.name, p1.name + ".sha256"]  # no temp files left
+
+
+def _private_tmp(monkeypatch, tmp_path):
+    import tempfile
+    cache, tmp = tmp_path / "cache", tmp_path / "tmp"
+    tmp.mkdir(mode=0o700)
+    monkeypatch.setenv("EARLYQ_NATIVE_CACHE", str(cache))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    return cache, tmp
+
+
+def test_a_planted_library_is_never_loaded(tmp_path, monkeypatch):
+    """Security: a library someone placed under the expected name (no recorded hash, or a file
+    others can write) is rebuilt, not loaded."""
+    import os
+
+    from earlyq_sim.simulator.integer.native import build as nb
+    cache, _ = _private_tmp(monkeypatch, tmp_path)
+    cache.mkdir(mode=0o700)
+    planted = b"\x7fELF not ours"
+    for flags in ([*native.FLAGS, "-fopenmp"], native.FLAGS):
+        (cache / nb.library_name(os.environ.get("CC", "cc"), flags)).write_bytes(planted)
+    p = native._build()
+    assert p.parent == cache and p.read_bytes() != planted and nb.trusted_library(p)
+    # a matching hash does not help a file that others can write
+    p.write_bytes(planted)
+    p.with_name(p.name + ".sha256").write_text(hashlib.sha256(planted).hexdigest())
+    os.chmod(p, 0o666)
+    assert not nb.trusted_library(p)
+    assert native._build().read_bytes() != planted
+
+
+def test_a_shared_directory_is_skipped(tmp_path, monkeypatch):
+    """Security: a cache directory others can write is not used; the per-user temp directory is."""
+    import os
+    cache, tmp = _private_tmp(monkeypatch, tmp_path)
+    cache.mkdir()
+    os.chmod(cache, 0o777)
+    p = native._build()
+    assert p.parent == tmp / f"earlyq-sim-native-{os.getuid()}" and not any(cache.iterdir())
+    assert oct(p.parent.stat().st_mode & 0o777) == "0o700"
 
 
 def test_build_without_compiler_is_reported(tmp_path, monkeypatch):

@@ -9,7 +9,8 @@ writes the float32 output in the caller's layout, so each layer is two calls and
 
 The library is compiled on first use with the system C compiler (``$CC``, default ``cc``) into
 ``$EARLYQ_NATIVE_CACHE`` (default ``~/.cache/earlyq-sim/native``), keyed by a hash of the source
-and flags, written atomically. Without a compiler, on CPUs without AVX2, or with
+and flags, written atomically, and loaded only from a private directory with the hash recorded
+when it was built (``build.py``). Without a compiler, on CPUs without AVX2, or with
 ``EARLYQ_NATIVE=0``, :func:`available` is False (:func:`reason` says why) and ``auto`` keeps
 the float engines; results are the same bit for bit either way.
 """
@@ -17,11 +18,9 @@ the float engines; results are the same bit for bit either way.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import platform
 import subprocess
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,9 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from earlyq_sim.atomic_io import atomic_path
+from earlyq_sim.simulator.integer.native.build import SRC, build as build_library
 
-SRC = Path(__file__).with_name("igemm.c")
 FLAGS = ["-O3", "-mavx2", "-mfma", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared"]
 NR = 16                 # output channels per packed weight block (igemm.c)
 MAX_ACC = (1 << 31) - 1  # int32 accumulation is exact while every partial sum fits
@@ -54,46 +52,12 @@ def _cpu_has_avx2() -> bool:
             return False
 
 
-def _cache_dir() -> Path:
-    env = os.environ.get("EARLYQ_NATIVE_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "earlyq-sim" / "native"
-
-
-def _compile(cc: str, flags: list[str], out: Path) -> None:
-    with atomic_path(out, suffix=".so") as tmp:  # concurrent builders each write their own temp file
-        r = subprocess.run([cc, *flags, str(SRC), "-o", str(tmp)], capture_output=True, text=True, timeout=120)
-        if r.returncode != 0:
-            err = r.stderr.strip().splitlines()
-            raise RuntimeError(f"{cc} failed: {err[-1] if err else r.returncode}")
-
-
 def _build() -> Path:
     """Compile (once per source, compiler and flags) and return the library's path. With OpenMP
     when the compiler has it: the library then binds to the libgomp torch has loaded (same
-    soname), so its threads are torch's own pool rather than a second one competing for cores."""
-    src = SRC.read_bytes()
-    cc = os.environ.get("CC", "cc")
-    err = None
-    # an unwritable cache directory (read-only home) falls back to the temp directory
-    dirs = [_cache_dir(), Path(tempfile.gettempdir()) / f"earlyq-sim-native-{os.getuid()}"]
-    for flags in (FLAGS + ["-fopenmp"], FLAGS):
-        key = hashlib.sha256(src + " ".join([cc] + flags).encode()).hexdigest()[:16]
-        for d in dirs:
-            out = d / f"igemm-{key}.so"
-            if out.is_file():
-                return out
-            try:
-                _compile(cc, flags, out)
-                return out
-            except OSError as e:            # this directory: try the next one
-                err = e
-            except (RuntimeError, subprocess.SubprocessError) as e:     # the compiler: next flags
-                err = e
-                break
-    raise RuntimeError(str(err))
+    soname), so its threads are torch's own pool rather than a second one competing for cores.
+    Built and loaded only from a private directory, with its recorded hash (``build.py``)."""
+    return build_library([FLAGS + ["-fopenmp"], FLAGS])
 
 
 def _load():
