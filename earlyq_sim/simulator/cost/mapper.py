@@ -243,11 +243,13 @@ def tiled_candidates(arch: ArchSpec, dims: dict, x_share, xb, yb, ob, f):
         {k: np.broadcast_to(v, shp)[:, None] for k, v in small.items()}
 
 
-def _fixed(arch: ArchSpec, M, N, K, G, x, y, ob, f, x_el, blocking: bool):
-    """One of today's fixed schedules (per op arrays, one GEMM instance)."""
+def _fixed(arch: ArchSpec, M, N, K, G, x, y, ob, f, x_el, blocking: bool, value_bytes=1.0):
+    """One of today's fixed schedules (per op arrays, one GEMM instance); ``value_bytes`` sizes
+    the temporal blocks' streamed values (see ``mapping.temporal_blocks``)."""
     R, C, df = arch.array.rows, arch.array.cols, arch.array.dataflow
     mp = map_gemm(df, R, C, M, N, K)
-    blocks = temporal_blocks(arch, mp, stream_row_values(df, M, K, x_el), blocking=blocking)
+    blocks = temporal_blocks(arch, mp, stream_row_values(df, M, K, x_el), blocking=blocking,
+                             value_bytes=value_bytes)
     comp = blocked_cycles(R, C, mp, blocks, f).astype(np.float64)
     tr = gemm_traffic(arch, mp, blocks, M, N, K, np.ones_like(M), x, y, ob, f, x_elems=x_el)
     pro, epi = fill_drain_bytes(df, R, C, M, N, K, x_el / (M * K), x, y, ob)
@@ -285,9 +287,12 @@ def _map_unique(arch: ArchSpec, M, N, K, G, x_bits, y_bits, out_bits, f, x_elems
     if mode == "fixed":
         mode = "blocked" if arch.buffers.temporal_blocking else "scalesim"
     fixed = {}
+    # as a search candidate the blocked schedule sizes its blocks at the streamed operand's stored
+    # width when wider than 8 bits, so its block always fits (and more buffer never hurts it)
+    stream_bytes = np.maximum(1.0, (x if arch.array.dataflow == "ws" else y) / 8.0) if mode == "search" else 1.0
     for name, blocking in (("scalesim", False), ("blocked", True)):
         if mode in (name, "search"):
-            fixed[name] = _fixed(arch, M, N, K, Gf, x, y, ob, f, x_el, blocking)
+            fixed[name] = _fixed(arch, M, N, K, Gf, x, y, ob, f, x_el, blocking, stream_bytes)
     bw = arch.dram_bytes_per_cycle
     exposed_on = arch.buffers.double_buffered and arch.memory.overlap == "tiles"
     e_comp = np.asarray(e_compute_pj, np.float64)

@@ -98,15 +98,17 @@ class Blocks:
     last: np.ndarray  # rows in the last block, T - (nb - 1) * tb
 
 
-def temporal_blocks(arch: ArchSpec, mp: Mapping, row_values, blocking: bool | None = None) -> Blocks:
+def temporal_blocks(arch: ArchSpec, mp: Mapping, row_values, blocking: bool | None = None,
+                    value_bytes=1.0) -> Blocks:
     """Temporal blocks for ws/is: a column fold's partial sums and a block of streamed rows on chip.
 
     ``tb`` is the largest block whose ``tb x min(C, Sc)`` partial sums fit the ofmap buffer and
     whose ``tb x row_values`` streamed values fit the streamed operand's buffer (ifmap for ws,
     filter for is) at 8 bits per value. ``row_values``: values stored per temporal row (ws: the
     real input per output row, ``in_elems / M``, about K/9 for a 3x3 conv; is: K). Sizing for
-    8 bits keeps the schedule, and so compute cycles, independent of operand bits; wider
-    streamed operands overflow the block and are refetched (see ``memory``). os keeps outputs
+    8 bits (``value_bytes`` 1) keeps the schedule, and so compute cycles, independent of operand
+    bits; wider streamed operands overflow the block and are refetched (see ``memory``). The
+    mapper's candidate passes the stored width of wider operands instead. os keeps outputs
     in the PEs and is never blocked; with ``blocking`` false (default:
     ``buffers.temporal_blocking``) nothing is (one block of ``T`` rows, SCALE-Sim's schedule).
     """
@@ -118,7 +120,9 @@ def temporal_blocks(arch: ArchSpec, mp: Mapping, row_values, blocking: bool | No
     bufs = arch.buffers
     by_psum = np.floor(bufs.usable_bytes("ofmap") / (np.minimum(arch.array.cols, mp.Sc) * acc_b))
     cap_s = bufs.usable_bytes("ifmap" if arch.array.dataflow == "ws" else "filter")
-    by_stream = np.floor(cap_s / np.asarray(row_values, np.float64))  # 1 byte per streamed value
+    # streamed values sized at ``value_bytes`` (1: 8 bits, the fixed schedule; the mapper's
+    # candidate passes the stored width when wider, so its block always fits)
+    by_stream = np.floor(cap_s / (np.asarray(row_values, np.float64) * value_bytes))
     tb = np.maximum(1, np.minimum(T, np.minimum(by_psum, by_stream))).astype(np.int64)
     nb = ceil_div(T, tb)
     return Blocks(tb, nb, T - (nb - 1) * tb)

@@ -75,11 +75,13 @@ def step_fold(R: int, C: int, preload: int, slots: int, slot_cycles: int) -> int
 
 # --- the whole GEMM: folds, buffers, pipeline ---------------------------------------------------
 def simulate_gemm(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: int, out_bits: int,
-                  G: int = 1, swappable: bool = False, x_elems: float | None = None) -> RefResult:
+                  G: int = 1, swappable: bool = False, x_elems: float | None = None,
+                  value_bytes: float = 1.0) -> RefResult:
     """Step ``G`` GEMMs ``(M x K) @ (K x N)`` through ``arch``; small shapes only.
 
     ``x_elems``: elements of the real first-operand tensor per instance (a conv's input, not
-    im2col); default ``M * K``.
+    im2col); default ``M * K``. ``value_bytes``: bytes per streamed value when sizing temporal
+    blocks (1 = 8 bits, the fixed schedule; the mapper's blocked candidate uses the stored width).
     """
     R, C, df = arch.array.rows, arch.array.cols, arch.array.dataflow
     slot_c, lanes, cx, cy = pe_behaviour(arch.pe, x_bits, y_bits, swappable)
@@ -105,7 +107,7 @@ def simulate_gemm(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: i
     tb = T  # shrink the temporal block until its partial sums and 8-bit streamed rows fit
     if df != "os" and arch.buffers.temporal_blocking:
         cap_s = cap["i"] if df == "ws" else cap["f"]
-        while tb > 1 and (tb * min(C, cols_dim) * acc > cap["o"] or tb * row_vals * 1.0 > cap_s):
+        while tb > 1 and (tb * min(C, cols_dim) * acc > cap["o"] or tb * row_vals * value_bytes > cap_s):
             tb -= 1
     block_fits = tb * row_vals * (xb if df == "ws" else yb) <= (cap["i"] if df == "ws" else cap["f"])
     memo: dict = {}

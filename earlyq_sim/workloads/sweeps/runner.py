@@ -274,7 +274,10 @@ def _dask_client(scheduler: str | None):
                             "allowed: a reachable address such as tcp://host:8786, or no --scheduler "
                             "for a local cluster") from None
     # threads in this process: the cost model is NumPy-bound and the op tables need no copying
-    cluster = LocalCluster(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None)
+    # loopback only (TCP on 127.0.0.1: nothing listens on other interfaces) and no dashboard
+    # (only the scheduler's /health endpoint answers on its HTTP port)
+    cluster = LocalCluster(processes=False, n_workers=1, threads_per_worker=2, protocol="tcp://", host="127.0.0.1",
+                           dashboard_address=None)
     return Client(cluster), cluster
 
 

@@ -81,7 +81,9 @@ def test_chosen_mapping_matches_reference_and_beats_fixed_schedules(data):
                              int(out.tile_n), int(out.tile_k), G=G, swappable=kind != "wa", x_elems=x_el)
     else:
         fixed = arch.with_fixed_schedule(out.map_cand == -2)
-        ref = simulate_gemm(fixed, M, N, K, x, y, bits.act, G=G, swappable=kind != "wa", x_elems=x_el)
+        stream = x if arch.array.dataflow == "ws" else y  # the candidate sizes blocks at >8-bit widths
+        ref = simulate_gemm(fixed, M, N, K, x, y, bits.act, G=G, swappable=kind != "wa", x_elems=x_el,
+                            value_bytes=max(1.0, stream / 8))
     assert ref.compute_cycles == out.compute_cycles
     assert ref.dram_bytes == pytest.approx(out.dram_bytes, rel=1e-9)
     assert out.dram_bytes >= out.compulsory_dram_bytes * (1 - 1e-12)
@@ -117,3 +119,19 @@ def test_objective_never_worse_with_more_buffer_bandwidth_or_fewer_bits(data):
         assume(v > 2)
         after, _ = _metric(arch, table, dataclasses.replace(bits, **{which: v - data.draw(st.integers(1, v - 2))}))
     assert after <= base * (1 + 1e-12)
+
+
+def test_more_ofmap_never_hurts_a_wide_streamed_operand():
+    """Found by the property above: with a 10-bit streamed operand, a bigger ofmap grew the fixed
+    blocked schedule's blocks (sized at 8 bits) past the filter buffer, so W was refetched per
+    column fold and latency rose 36,966 -> 39,276 cycles. The search's candidate sizes blocks at
+    the stored width."""
+    a = load_arch("int8-systolic")
+    a = dataclasses.replace(a, array=dataclasses.replace(a.array, rows=1, cols=1, dataflow="is"),
+                            buffers=dataclasses.replace(a.buffers, ifmap_kib=0.05, filter_kib=1.0, ofmap_kib=0.05),
+                            dram_bytes_per_cycle=0.5, accumulator=dataclasses.replace(a.accumulator, overflow="saturate"),
+                            mapping=MappingSpec("search", "latency"), memory=MemorySpec("tiles"))
+    table, bits = make_table([_row(33, 13, 35, 1, None, "pa")]), StepBits(2, 10, 2)
+    small = evaluate(a, table, bits).iloc[0].cycles
+    big = evaluate(dataclasses.replace(a, buffers=dataclasses.replace(a.buffers, ofmap_kib=0.1)), table, bits).iloc[0]
+    assert big.cycles <= small

@@ -88,6 +88,6 @@ def test_search_cli_end_to_end(tmp_path, run_cli, one_thread):
     sp = {r["arch"]: r["speedup"] for r in res["speedup"]}
     assert sp["stripes"] > 1.0 and sp["int8-systolic"] == pytest.approx(1.0, abs=0.05)
     code4, _, err4 = run_cli(["search", "--threshold", "1", "--prob-bits", "17", "--out", str(out)])
-    assert code4 == 2 and "--prob-bits" in err4 and "1..16" in err4
+    assert code4 == 2 and "--prob-bits" in err4 and "1<=x<=16" in err4
     code3, _, err3 = run_cli(["search", "--threshold", "1", "--grid", "0.3", "--out", str(out)])
     assert code3 == 2 and "grid" in err3 and "Traceback" not in err3

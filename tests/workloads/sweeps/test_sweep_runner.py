@@ -271,3 +271,36 @@ def test_cli_command(tmp_path):
     assert isinstance(res.exception, UserError)
     df = pd.read_csv(tmp_path / "o" / "results.csv")
     assert len(df) == 6 and math.isclose(df["speedup"].max(), 2.0, rel_tol=0.5)
+
+
+def test_dask_local_cluster_listens_on_loopback_only_without_dashboard():
+    """Security: the local cluster of --executor dask opened ports on all interfaces and served
+    its dashboard; now every listening socket is on 127.0.0.1 and /status is not served."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    psutil = pytest.importorskip("psutil")
+    pytest.importorskip("dask.distributed")
+    proc = psutil.Process()
+    conns = getattr(proc, "net_connections", proc.connections)
+
+    def listening():
+        return {(c.laddr.ip, c.laddr.port) for c in conns(kind="inet") if c.status == psutil.CONN_LISTEN}
+
+    before = listening()
+    client, cluster = sw._dask_client(None)
+    try:
+        assert client.submit(lambda x: x + 1, 1).result() == 2
+        opened = listening() - before
+        assert opened and all(ip == "127.0.0.1" for ip, _ in opened), opened
+        for _, port in opened:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2)
+                served = True
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
+                served = False  # 404, or not an HTTP port at all (the comm ports)
+            assert not served, f"dashboard served on port {port}"
+    finally:
+        client.close()
+        cluster.close()
