@@ -92,3 +92,37 @@ def test_options_are_checked_at_the_edge(args, words, run_cli):
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     for w in words:
         assert w in lines[0], (w, lines[0])
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("loader", ["arch", "sweep"])
+@pytest.mark.parametrize("content,match", [
+    (b"name: x\nclock_mhz: \xff\xfe\n", r"not UTF-8 text \(byte 0xff at offset 19\)"),
+    (BOMB.encode(), r"line 2: YAML aliases \(\*name\) are not allowed"),
+    (("a:\n" + "".join(" " * (i + 1) + "- \n" for i in range(40))).encode(), r"nested deeper than 32 levels"),
+    (b"name: x\nclock_mhz: 1000\nclock_mhz: 500\n", r"line 3: key 'clock_mhz' given twice \(first on line 2\)"),
+    (b"# " + b"x" * (1 << 20) + b"\n", r"bytes; allowed a spec file of at most 1048576 bytes"),
+    (b"name: [unclosed\n", r"not valid YAML"),
+])
+def test_spec_files_are_read_within_limits(tmp_path, loader, content, match):
+    """A non-UTF-8 file, an alias bomb, deep nesting, a duplicate key, a huge file: each a one-line
+    error naming the file (they were a UnicodeDecodeError, a MemoryError after a minute, a
+    RecursionError, a silently lost value, and memory)."""
+    from earlyq_sim.workloads.sweeps.spec import load_sweep
+    f = tmp_path / "spec.yaml"
+    f.write_bytes(content)
+    with pytest.raises(UserError, match=match) as e:
+        (load_arch if loader == "arch" else load_sweep)(f)
+    msg = str(e.value)
+    assert msg.startswith(str(f)) and "\n" not in msg and len(msg) < 300
+
+
+def test_a_400_digit_integer_is_a_short_error(tmp_path):
+    f = tmp_path / "a.yaml"
+    f.write_text(yaml.safe_dump(_with("stripes", ("array", "rows"), 10 ** 400)))
+    with pytest.raises(UserError, match=r"array\.rows: 1{1}0{19}\.\.\. is out of range; allowed integer in 1\.\.4096") as e:
+        load_arch(f)
+    assert len(str(e.value)) < 200

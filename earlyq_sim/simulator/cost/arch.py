@@ -20,7 +20,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from earlyq_sim.errors import UserError, read_yaml
+from earlyq_sim.errors import UserError
+from earlyq_sim.safe_yaml import read_yaml
 from earlyq_sim.simulator.cost.pe_types import REQUIRED, pe_type, pe_type_names
 
 ARCH_DIR = Path(__file__).resolve().parent / "archs"
@@ -208,11 +209,13 @@ class _Reader:
         else:
             ok = isinstance(v, kind)
         if not ok:
-            raise self.err(key, f"wrong type {type(v).__name__} ({v!r}); allowed {allowed}")
+            shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:36] + "..."
+            raise self.err(key, f"wrong type {type(v).__name__} ({shown}); allowed {allowed}")
         if choices is not None and v not in choices:
             raise self.err(key, f"{v!r} is not allowed; allowed {allowed}")
         if (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise self.err(key, f"{v!r} is out of range; allowed {allowed}")
+            shown = repr(v) if len(repr(v)) <= 24 else repr(v)[:20] + "..."  # a 400-digit number stays one short line
+            raise self.err(key, f"{shown} is out of range; allowed {allowed}")
         return v
 
     def section(self, key: str) -> "_Reader":

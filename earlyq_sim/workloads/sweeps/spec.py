@@ -32,7 +32,8 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-from earlyq_sim.errors import UserError, read_yaml
+from earlyq_sim.errors import UserError
+from earlyq_sim.safe_yaml import read_yaml
 from earlyq_sim.simulator.cost import arch as _arch
 from earlyq_sim.simulator.cost.arch import ArchSpec, load_arch, parse_arch
 from earlyq_sim.simulator.cost.pe_types import pe_type, pe_type_names
