@@ -75,11 +75,12 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
     """Cost a sampling run under a precision schedule on an accelerator; print speedup per stage
     alongside image quality (FD, precision/recall, PSNR/SSIM) where the model has trained weights."""
     from earlyq_sim.api import cost_run
+    from earlyq_sim.atomic_io import atomic_dir, check_out_dir
     from earlyq_sim.reports.summary import format_stage_table
     from earlyq_sim.atomic_io import to_json
 
-    if batch < 1:
-        raise UserError(f"--batch: {batch} must be >= 1")
+    if out_dir:
+        check_out_dir(out_dir)  # before the work, not after it
     r = cost_run(model, arch, schedule_spec, baseline=baseline, num_steps=num_steps, batch=batch, cfg=cfg,
                  ref_arch=ref_arch, **_schedule_kw(early_bits, late_bits, boundary, weight_bits, prob_bits, keep))
     summary = r.summary
@@ -91,7 +92,8 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
     else:
         summary["quality"]["note"] = note
     if out_dir:
-        _write_outputs(Path(out_dir), r, summary, q)
+        with atomic_dir(out_dir) as tmp:  # the folder holds this run or the previous one, never a mix
+            _write_outputs(tmp, r, summary, q)
     if as_json:
         click.echo(to_json(summary))
     else:

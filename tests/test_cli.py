@@ -82,3 +82,45 @@ def test_run_with_quality_on_shipped_model(run_cli, tmp_path, isolated_cache):
     assert runs[0]["calib_seconds"] is None and all(r["calib_seconds"] > 0 for r in runs[1:])
     assert all(r["sample_seconds"] > 0 and r["fd"] is not None for r in runs)
     assert runs[1]["psnr_db_mean"] is not None and runs[0]["psnr_db_mean"] is None
+
+
+def _topology(tmp_path):
+    p = tmp_path / "layers.csv"
+    p.write_text("Layer,M,N,K\nfc1,64,64,64\nfc2,64,32,64\n")
+    return p
+
+
+def test_run_out_holds_one_run_never_a_mix(tmp_path, run_cli, monkeypatch):
+    """--out is written into a temporary sibling and swapped in whole: a second run replaces the
+    first entirely; a run that fails half-way leaves the previous run as it was, and no temp
+    folders behind."""
+    import earlyq_sim.cli as cli_mod
+
+    out = tmp_path / "out"
+    args = ["run", "--arch", "stripes", "--model", str(_topology(tmp_path)), "--schedule", "W8A4", "--out", str(out)]
+    assert run_cli(args)[0] == 0
+    (out / "stray_from_run1.txt").write_text("x")
+    first = (out / "summary.json").read_bytes()
+    assert run_cli(args)[0] == 0
+    assert not (out / "stray_from_run1.txt").exists() and (out / "per_layer.csv").is_file()
+
+    real = cli_mod._write_outputs
+
+    def half(o, *a, **k):
+        (o / "summary.json").write_text("{half}")
+        raise RuntimeError("killed half-way")
+    monkeypatch.setattr(cli_mod, "_write_outputs", half)
+    with pytest.raises(RuntimeError):
+        cli_mod.main(args)
+    monkeypatch.setattr(cli_mod, "_write_outputs", real)
+    assert (out / "summary.json").read_bytes() == first  # the previous run, whole
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")] == []
+
+
+@pytest.mark.parametrize("make_bad", ["file", "under_a_file"])
+def test_bad_out_is_refused_before_the_work(tmp_path, run_cli, make_bad):
+    f = tmp_path / "taken"
+    f.write_text("a file")
+    target = f if make_bad == "file" else f / "sub"
+    code, out, err = run_cli(["run", "--arch", "stripes", "--model", str(_topology(tmp_path)), "--out", str(target)])
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "--out" in err
