@@ -20,16 +20,17 @@ import hashlib
 import json
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from earlyq_sim.errors import UserError
-from earlyq_sim.atomic_io import write_json, write_parquet, write_table
+from earlyq_sim.atomic_io import write_json, write_table
 from earlyq_sim.simulator.cost.schedule_cost import compare_totals, step_cost
 from earlyq_sim.schedule import PrecisionSchedule
+from earlyq_sim.workloads.sweeps.parts import (SweepLock, clean_temps, done_keys, part_name, remove_parts,
+                                              verified_parts, write_part)
 from earlyq_sim.workloads.sweeps.spec import ArchVariant, ScheduleEntry, SweepSpec, arch_to_dict, load_sweep
 from earlyq_sim.simulator.cost.arch import ArchSpec
 
@@ -188,29 +189,6 @@ def _chunks(points: list[SweepPoint], size: int) -> list[list[SweepPoint]]:
     return out
 
 
-def _part_name(chunk: list[SweepPoint]) -> str:
-    h = hashlib.sha256("\n".join(p.key for p in chunk).encode()).hexdigest()[:16]
-    return f"part-{h}.parquet"
-
-
-def _clean_temps(folder: Path) -> None:
-    """Remove temporary files a killed run left behind (atomic writers' ``.NAME.XXXX.tmp``)."""
-    for tmp in folder.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
-
-
-def done_keys(parts_dir: Path) -> set[str]:
-    """Point keys already in part files; an unreadable part is removed so its points rerun."""
-    keys: set[str] = set()
-    for f in sorted(parts_dir.glob("part-*.parquet")):
-        try:
-            keys.update(pd.read_parquet(f, columns=["point_key"])["point_key"])
-        except Exception as e:  # noqa: BLE001 - any read failure means "not done"
-            warnings.warn(f"earlyq-sim sweep: dropping unreadable part {f} ({e})", stacklevel=2)
-            f.unlink(missing_ok=True)
-    return keys
-
-
 def _order(df: pd.DataFrame, ctx: _Context) -> pd.DataFrame:
     """A fixed column order and dtypes, whatever the part files held."""
     lead = ["point_key", "model", "arch", *ctx.override_fields, "schedule", "weight_bits", "early_bits",
@@ -229,7 +207,7 @@ def _order(df: pd.DataFrame, ctx: _Context) -> pd.DataFrame:
 
 def merge_parts(parts_dir: Path, points: list[SweepPoint], ctx: _Context) -> pd.DataFrame:
     """All rows of ``points`` from the part files, in point order."""
-    files = sorted(parts_dir.glob("part-*.parquet"))
+    files = verified_parts(parts_dir)  # checked again: merge only what passes its checksum
     frames = [pd.read_parquet(f) for f in files]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"point_key": []})
     df = df.drop_duplicates("point_key").set_index("point_key")
@@ -255,7 +233,7 @@ def _run_local(chunks, ops, ctx, parts_dir, bar) -> int:
     cache = StepCache()  # shared by the whole run: every (arch, bits) is costed once
     for chunk in chunks:
         df, _ = evaluate_chunk(chunk, ops[chunk[0].model], ctx, cache)
-        write_parquet(parts_dir / _part_name(chunk), df)
+        write_part(parts_dir / part_name([p.key for p in chunk]), df)
         bar.update(len(chunk))
     return cache.evaluations
 
@@ -293,7 +271,7 @@ def _run_dask(chunks, ops, ctx, parts_dir, bar, scheduler) -> int:
             for fut in as_completed(futs):
                 df, n = fut.result()
                 chunk = futs[fut]
-                write_parquet(parts_dir / _part_name(chunk), df)  # written here: workers need no shared disk
+                write_part(parts_dir / part_name([p.key for p in chunk]), df)  # written here: workers need no shared disk
                 bar.update(len(chunk))
                 evals += n
         except BaseException:
@@ -325,11 +303,15 @@ def run_sweep(spec_path_or_obj, out_dir, executor: str = "local", scheduler: str
     out = Path(out_dir)
     parts_dir = out / "parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
-    _clean_temps(parts_dir)
-    _clean_temps(out)
+    with SweepLock(out):  # one writer per folder: a second sweep here is refused, not interleaved
+        return _run_locked(spec, out, parts_dir, executor, scheduler, resume, progress, t0)
+
+
+def _run_locked(spec, out: Path, parts_dir: Path, executor, scheduler, resume, progress, t0) -> pd.DataFrame:
+    clean_temps(parts_dir)
+    clean_temps(out)
     if not resume:
-        for f in parts_dir.glob("part-*.parquet"):
-            f.unlink()
+        remove_parts(parts_dir)
     points = expand_points(spec)
     done = done_keys(parts_dir)
     todo = [p for p in points if p.key not in done]

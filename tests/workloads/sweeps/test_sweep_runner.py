@@ -203,7 +203,7 @@ def _count_rows(monkeypatch):
 
 def test_crash_then_resume_equals_clean_run_without_recomputing(clean, tmp_path, monkeypatch):
     df_clean, _ = clean
-    real_write = sw.write_parquet
+    real_write = sw.write_part
     written = []
 
     def crash_after_two(path, df):  # the 3rd part dies mid-run, as a kill would
@@ -212,16 +212,18 @@ def test_crash_then_resume_equals_clean_run_without_recomputing(clean, tmp_path,
         written.append(path)
         return real_write(path, df)
 
-    monkeypatch.setattr(sw, "write_parquet", crash_after_two)
+    monkeypatch.setattr(sw, "write_part", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
         sw.run_sweep(SPEC, tmp_path, progress=False)
-    parts = sorted((tmp_path / "parts").glob("*"))
+    parts = sorted((tmp_path / "parts").glob("part-*.parquet"))
     assert [p.name for p in parts] == sorted(p.name for p in written)  # no temp or half files
-    assert not (tmp_path / "results.parquet").exists()
+    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == sorted(
+        [p.name for p in parts] + [p.name + ".sha256" for p in parts])  # each part with its checksum
+    assert not (tmp_path / "results.parquet").exists() and not (tmp_path / ".lock").exists()
     done = set(pd.concat(pd.read_parquet(p) for p in parts)["point_key"])
     assert len(done) == 2 * SPEC["chunk_size"]
 
-    monkeypatch.setattr(sw, "write_parquet", real_write)
+    monkeypatch.setattr(sw, "write_part", real_write)
     seen = _count_rows(monkeypatch)
     (tmp_path / "parts" / ".part-x.parquet.abc.tmp").write_bytes(b"half")  # a killed writer's leftover
     df = sw.run_sweep(SPEC, tmp_path, progress=False)
@@ -304,3 +306,71 @@ def test_dask_local_cluster_listens_on_loopback_only_without_dashboard():
     finally:
         client.close()
         cluster.close()
+
+
+@pytest.mark.parametrize("where", ["header", "column data", "checksum missing"])
+def test_a_corrupted_part_is_recomputed_not_merged(clean, tmp_path, monkeypatch, where):
+    """A part whose bytes changed (its header, its column data) or that lost its checksum is
+    dropped with a warning and its points computed again; nothing wrong reaches the table."""
+    df_clean, _ = clean
+    sw.run_sweep(SPEC, tmp_path, progress=False)
+    victim = sorted((tmp_path / "parts").glob("part-*.parquet"))[1]
+    lost = set(pd.read_parquet(victim)["point_key"])
+    raw = bytearray(victim.read_bytes())
+    if where == "header":
+        raw[:4] = b"XXXX"
+    elif where == "column data":
+        i = len(raw) // 2
+        raw[i:i + 8] = bytes(8)  # e.g. an energy 1866 -> 1e-179 without any read error
+    else:
+        victim.with_name(victim.name + ".sha256").unlink()
+    victim.write_bytes(bytes(raw))
+    seen = _count_rows(monkeypatch)
+    with pytest.warns(UserWarning, match="checksum"):
+        df = sw.run_sweep(SPEC, tmp_path, progress=False)
+    assert set(seen) == lost
+    pd.testing.assert_frame_equal(df, df_clean)
+
+
+def test_a_second_writer_is_refused_and_a_killed_ones_lock_is_taken_over(clean, tmp_path):
+    """The lock names a live process (a real one, still running): a second sweep on the folder is
+    refused with one line. After a real kill -9 of a sweep mid-run, its stale lock is taken over
+    and the sweep resumes to the same table."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    df_clean, _ = clean
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / ".lock").write_text(f"{sleeper.pid} {__import__('socket').gethostname()}\n")
+        with pytest.raises(UserError, match=rf"another sweep \(pid {sleeper.pid} on .*\) is writing here"):
+            sw.run_sweep(SPEC, tmp_path, progress=False)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    (tmp_path / ".lock").unlink()
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    code = ("import sys, time; from earlyq_sim.workloads.sweeps import runner as sw\n"
+            "real = sw.evaluate_chunk\n"
+            "def slow(*a, **k):\n    time.sleep(0.5); return real(*a, **k)\n"
+            "sw.evaluate_chunk = slow\n"
+            f"sw.run_sweep({str(spec)!r}, {str(tmp_path)!r}, progress=False)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ})
+    try:
+        for _ in range(600):  # wait for the child to hold the lock and write a part
+            if (tmp_path / ".lock").exists() and list((tmp_path / "parts").glob("part-*.parquet.sha256")):
+                break
+            time.sleep(0.1)
+        assert (tmp_path / ".lock").exists()
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert (tmp_path / ".lock").read_text().split()[0] == str(proc.pid)  # left behind by the kill
+    df = sw.run_sweep(SPEC, tmp_path, progress=False)
+    pd.testing.assert_frame_equal(df, df_clean)
+    assert not (tmp_path / ".lock").exists()
