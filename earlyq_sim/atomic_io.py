@@ -15,8 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas only where a table is written: the CLI checks its input before it loads
+    import pandas as pd
 
 
 def _current_umask() -> int:

@@ -74,13 +74,13 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
         baseline, ref_arch, batch, cfg, out_dir, as_json, quality, n_images, seed, calib_n, threads):
     """Cost a sampling run under a precision schedule on an accelerator; print speedup per stage
     alongside image quality (FD, precision/recall, PSNR/SSIM) where the model has trained weights."""
-    from earlyq_sim.api import cost_run
-    from earlyq_sim.atomic_io import atomic_dir, check_out_dir
-    from earlyq_sim.reports.summary import format_stage_table
-    from earlyq_sim.atomic_io import to_json
+    from earlyq_sim.atomic_io import atomic_dir, check_out_dir, to_json
 
     if out_dir:
         check_out_dir(out_dir)  # before the work, not after it
+    _check_early(arch, ref_arch, model)  # before torch and the tracer are imported
+    from earlyq_sim.api import cost_run
+    from earlyq_sim.reports.summary import format_stage_table
     r = cost_run(model, arch, schedule_spec, baseline=baseline, num_steps=num_steps, batch=batch, cfg=cfg,
                  ref_arch=ref_arch, **_schedule_kw(early_bits, late_bits, boundary, weight_bits, prob_bits, keep))
     summary = r.summary
@@ -100,6 +100,20 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
         click.echo(format_stage_table(summary))
         if out_dir:
             click.echo(f"wrote summary.json, per_stage/per_step/per_layer tables, plots and report.pdf to {out_dir}")
+
+
+def _check_early(arch, ref_arch, model) -> None:
+    """Arch specs and the model name are checked before torch and the tracer load (seconds)."""
+    from earlyq_sim.models.registry import resolve_model
+    from earlyq_sim.simulator.cost.arch import load_arch
+    from earlyq_sim.simulator.cost.topology import is_topology, read_topology
+
+    load_arch(arch)
+    load_arch(ref_arch)
+    if is_topology(model):
+        read_topology(model)
+    elif not Path(str(model)).exists():
+        resolve_model(model)  # a built-in name (a folder is read by the tracer)
 
 
 def _quality(r, model, quality, n_images, seed, calib_n, threads, progress):

@@ -126,3 +126,16 @@ def test_a_400_digit_integer_is_a_short_error(tmp_path):
     with pytest.raises(UserError, match=r"array\.rows: 1{1}0{19}\.\.\. is out of range; allowed integer in 1\.\.4096") as e:
         load_arch(f)
     assert len(str(e.value)) < 200
+
+
+def test_unknown_arch_or_model_fails_before_torch_is_imported():
+    """Checked before the tracer (and torch) load: the error came after 5-8 s of imports."""
+    import subprocess
+    import sys
+    code = ("import sys\nfrom earlyq_sim.cli import main\n"
+            "try:\n    main(['run', '--arch', sys.argv[1], '--model', sys.argv[2]])\n"
+            "except SystemExit as e:\n    print('exit', e.code, 'torch' in sys.modules, 'pandas' in sys.modules)\n")
+    for arch, model in (("nope", "sd-v1.5"), ("stripes", "nomodel")):
+        r = subprocess.run([sys.executable, "-c", code, arch, model], capture_output=True, text=True, timeout=120)
+        assert r.stdout.strip() == "exit 2 False False", (r.stdout, r.stderr)
+        assert (arch if arch == "nope" else model) in r.stderr

@@ -19,11 +19,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import networkx as nx
-
 from earlyq_sim.errors import UserError
-from earlyq_sim.simulator.cost.graph import Trace
-from earlyq_sim.simulator.cost.optable import empty_row, make_table
 
 CONV = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels", "Num Filter",
         "Strides")
@@ -54,8 +50,14 @@ def _int(src: str, line: int, field: str, text: str, lo: int = 1) -> int:
     return v
 
 
-def read_topology(path) -> Trace:
-    """The op table of a SCALE-Sim topology CSV (conv or GEMM form, detected from the header)."""
+def read_topology(path):
+    """The op table (a ``Trace`` without graph edges) of a SCALE-Sim topology CSV (conv or GEMM
+    form, detected from the header)."""
+    import networkx as nx  # here, not at import: the CLI checks paths before pandas loads
+
+    from earlyq_sim.simulator.cost.graph import Trace
+    from earlyq_sim.simulator.cost.optable import empty_row, make_table
+
     p = Path(path)
     src = str(p)
     if not p.is_file():

@@ -64,6 +64,10 @@ def run_sampler(unet, n: int, seed: int, sampler: str = "ddim", num_steps: int =
                 eps = unet(sched.scale_model_input(x, t), t).sample
                 kw = {"eta": eta} if spec.takes_eta else {}
                 x = sched.step(eps, t, x, generator=gens, **kw).prev_sample
+                if not bool(torch.isfinite(x).all()):  # never turn NaN into black images silently
+                    raise UserError(f"sampling: step {i} of {num_steps} (timestep {int(t)}): non-finite values "
+                                    "(NaN or inf) in the model output or sample; check the model's weights and "
+                                    "the sampler settings")
                 bar.update(1)
             outs.append(x)
     bar.close()

@@ -163,3 +163,13 @@ def test_a_new_sampler_is_one_registry_entry(calib):
         reg.SAMPLERS.pop("toy-euler")
     with pytest.raises(UserError, match="sampler: 'toy-euler' is unknown; allowed ddim, ddpm"):
         sample(qm, SCHED, 1, seed=0, sampler="toy-euler", progress=False)
+
+
+def test_non_finite_model_output_stops_sampling_naming_the_step():
+    """A model with NaN weights wrote black images with exit 0; now the first bad step is named."""
+    from earlyq_sim.workloads.sampling.samplers import run_sampler
+    bad = tiny_unet()
+    with torch.no_grad():
+        bad.conv_out.weight.fill_(float("nan"))
+    with pytest.raises(UserError, match=r"sampling: step 0 of 3 \(timestep \d+\): non-finite values"):
+        run_sampler(bad, 2, 0, "ddim", 3, 2, progress=False)
