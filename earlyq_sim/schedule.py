@@ -161,6 +161,7 @@ class PrecisionSchedule:
         intervals: list[Interval] = []
         keep: tuple[str, ...] = ()
         keep_bits = 8
+        given: dict[str, str] = {}  # w / p / k token -> the token, to refuse a second one
         for raw in text.split(","):
             tok = raw.strip()
             if not tok:
@@ -180,10 +181,17 @@ class PrecisionSchedule:
                     raise UserError(f"schedule {spec!r}: interval {tok!r} must satisfy 0 <= start < end <= 1")
                 intervals.append(Interval(start, min(end, 1.0), bits))
                 continue
+            m = re.fullmatch(r"[kK](\d+):(.+)", tok) or re.fullmatch(r"([wWpP])(\d+)", tok)
+            if m:
+                kind = tok[0].lower()
+                if kind in given:  # the last one would win without a word
+                    raise UserError(f"schedule {spec!r}: token {tok!r} repeats {given[kind]!r}; allowed one "
+                                    f"{kind} token per schedule")
+                given[kind] = tok
             m = re.fullmatch(r"[kK](\d+):(.+)", tok)
             if m:
                 keep_bits = check_bits(int(m.group(1)), f"schedule {spec!r}: token {tok!r} keep bits")
-                keep = keep + tuple(p.strip() for p in m.group(2).split("|"))
+                keep = keep + check_keep_patterns(m.group(2).split("|"), f"schedule {spec!r}: token {tok!r}")
                 continue
             m = re.fullmatch(r"([wWpP])(\d+)", tok)
             if m:
@@ -215,6 +223,17 @@ class PrecisionSchedule:
         ``!pattern`` (``*|!conv_in``: everything but conv_in)."""
         pos = any(fnmatch.fnmatchcase(layer, p) for p in self.keep if not p.startswith("!"))
         return pos and not any(fnmatch.fnmatchcase(layer, p[1:]) for p in self.keep if p.startswith("!"))
+
+    def check_keep_matches(self, layers, model: str = "the model") -> None:
+        """Refuse keep patterns that match none of ``layers`` (module paths): a typo would hold
+        nothing and change nothing without a word."""
+        names = list(layers)
+        dead = [p for p in self.keep if not any(fnmatch.fnmatchcase(n, p.lstrip("!")) for n in names)]
+        if dead:
+            raise UserError(f"schedule {self.label!r}: keep pattern{'s' if len(dead) > 1 else ''} "
+                            f"{', '.join(repr(d) for d in dead)} match{'' if len(dead) > 1 else 'es'} no layer of "
+                            f"{model}; allowed glob patterns on its module paths, e.g. "
+                            f"{', '.join(repr(n) for n in names[:3])}")
 
     @property
     def held_bits(self) -> StepBits:
@@ -298,10 +317,31 @@ class PrecisionSchedule:
                    keep=tuple(d.get("keep", ())), keep_bits=int(d.get("keep_bits", 8)))
 
 
+def check_keep_patterns(patterns, where: str) -> tuple[str, ...]:
+    """Layer patterns that can hold something: no empty pattern (``a||b``), no bare ``!``, no
+    unbalanced ``[`` of a glob class, not only exclusions (``!conv_in`` alone holds nothing)."""
+    out = tuple(str(p).strip() for p in patterns)
+    for p in out:
+        body = p[1:] if p.startswith("!") else p
+        if not body:
+            raise UserError(f"{where}: empty layer pattern in {'|'.join(out)!r}; allowed glob patterns on module "
+                            "paths joined by '|', e.g. conv_in|conv_out or io")
+        if body.count("[") != body.count("]"):
+            raise UserError(f"{where}: layer pattern {p!r} has an unbalanced '['; allowed glob patterns "
+                            "(* ? [abc]) on module paths")
+    if out and all(p.startswith("!") for p in out):
+        raise UserError(f"{where}: {'|'.join(out)!r} only excludes layers, so it holds none; allowed e.g. "
+                        "'*|!conv_in' (everything but conv_in)")
+    return out
+
+
 def expand_keep(keep) -> tuple[str, ...]:
     """Patterns with aliases (``io``) expanded, duplicates dropped, order kept."""
     if isinstance(keep, str):
-        keep = tuple(p for p in keep.replace("|", ",").split(",") if p.strip())
+        if keep.strip():  # a '|' or ',' alone would otherwise hold nothing without a word
+            keep = check_keep_patterns(keep.replace("|", ",").split(","), f"--keep {keep!r}")
+        else:
+            keep = ()
     out: list[str] = []
     for p in keep:
         p = str(p).strip()

@@ -85,6 +85,8 @@ def test_cli_bad_arch_is_one_line_exit_2(tmp_path, run_cli):
     (["search", "--threshold", "nan", "--out", "X"], ["--threshold", "finite"]),          # was: a 'found' schedule
     (["search", "--threshold", "1", "--grid", "0", "--out", "X"], ["--grid", "(0, 1]"]),  # was: ZeroDivisionError
     (["run", "--arch", "stripes", "--no-such-option"], ["--no-such-option"]),
+    (["run", "--arch", "stripes", "--model", "ddpm-cifar10", "--no-quality", "--keep", "cnv_out"],
+     ["'cnv_out' matches no layer"]),                                                     # was: held nothing, silently
 ])
 def test_options_are_checked_at_the_edge(args, words, run_cli):
     code, out, err = run_cli(args)

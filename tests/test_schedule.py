@@ -70,3 +70,31 @@ def test_random_covers_assign_every_step_once(cuts, steps, data):
         expect = [b for b, lo, hi in zip(bits, edges, edges[1:])
                   if round(lo * steps) <= i < round(hi * steps)]
         assert len(expect) == 1 and sb.act == expect[0], (pos, expect)
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("a4@0-0.4,a8@0.4-1,p16,p8", r"token 'p8' repeats 'p16'; allowed one p token"),
+    ("W8A8,w4", r"token 'w4' repeats 'w8'"),
+    ("a8,k8:io,k8:conv_in", r"token 'k8:conv_in' repeats 'k8:io'"),
+    ("a8,k8:[", r"layer pattern '\[' has an unbalanced '\['"),
+    ("a8,k8:conv_in||conv_out", r"empty layer pattern"),
+    ("a8,k8:!conv_in", r"only excludes layers, so it holds none"),
+])
+def test_schedule_tokens_that_used_to_be_dropped_silently(spec, match):
+    with pytest.raises(UserError, match=match):
+        PrecisionSchedule.parse(spec, 10)
+
+
+@pytest.mark.parametrize("keep,match", [("|", "empty layer pattern"), ("[", "unbalanced"),
+                                        ("!conv_in", "holds none")])
+def test_keep_option_patterns_are_checked(keep, match):
+    from earlyq_sim.api import make_schedule
+    with pytest.raises(UserError, match=match):
+        make_schedule("a8", 10, keep=keep)
+
+
+def test_keep_patterns_matching_no_layer_are_refused():
+    s = PrecisionSchedule.parse("a8,k8:conv_in|cnv_out", 10)
+    s.check_keep_matches(["conv_in", "cnv_out"])  # both patterns match a layer here
+    with pytest.raises(UserError, match=r"keep pattern 'cnv_out' matches no layer of the model"):
+        s.check_keep_matches(["conv_in", "conv_out", "mid"])

@@ -54,6 +54,7 @@ def keep_mask(ops: pd.DataFrame, schedule: PrecisionSchedule | None) -> np.ndarr
     if schedule is None or not schedule.keep:
         return None
     modules = ops["module"].astype(str).to_numpy()
+    schedule.check_keep_matches(dict.fromkeys(modules), "the traced model")
     held = {m: schedule.keeps(m) for m in set(modules)}
     mask = np.fromiter((held[m] for m in modules), bool, len(modules))
     return mask if mask.any() else None

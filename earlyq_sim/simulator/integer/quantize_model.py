@@ -121,6 +121,8 @@ class QuantizedUNet(nn.Module):
         """Hold the layers that ``schedule.keep`` matches at ``schedule.layer_bits`` in every step
         (weights and activations; attention probabilities of held attention layers too)."""
         held = schedule.held_bits
+        if schedule.keep:
+            schedule.check_keep_matches([*self.gemms, *self.attn], "the quantized UNet")
         for name, g in self.gemms.items():
             g.held = g.act.held = g.out.held = held if schedule.keeps(name) else None
         for name, p in self.attn.items():
