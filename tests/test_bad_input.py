@@ -141,3 +141,19 @@ def test_unknown_arch_or_model_fails_before_torch_is_imported():
         r = subprocess.run([sys.executable, "-c", code, arch, model], capture_output=True, text=True, timeout=120)
         assert r.stdout.strip() == "exit 2 False False", (r.stdout, r.stderr)
         assert (arch if arch == "nope" else model) in r.stderr
+
+
+@pytest.mark.parametrize("field,value", [("sample_size", "64"), ("sample_size", None), ("sample_size", [8]),
+                                         ("sample_size", 0), ("sample_size", -4), ("sample_size", True),
+                                         ("sample_size", 1 << 20), ("in_channels", "3"), ("in_channels", 0),
+                                         ("in_channels", False), ("in_channels", [3])])
+def test_user_model_config_fields_are_checked(tmp_path, field, value):
+    """A user's config.json with a string, null, list, zero, negative, boolean or huge size was a
+    traceback (or, huge, an int64 overflow: negative GMACs); now a one-line error naming the field."""
+    import json
+
+    from earlyq_sim.models.registry import resolve_model
+    cfg = {"_class_name": "UNet2DModel", "sample_size": 8, "in_channels": 3, field: value}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UserError, match=rf"config\.json: field '{field}' is .*; allowed"):
+        resolve_model(str(tmp_path))

@@ -130,6 +130,14 @@ def resolve_model(name_or_path: str | os.PathLike) -> ModelInfo:
     return info_from_config(config, config_file)
 
 
+MAX_SAMPLE = 1024  # latent or pixel side: SDXL's latent is 128; attention MACs grow with its 4th power
+MAX_CHANNELS = 1024
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def info_from_config(config: dict, config_file: Path) -> ModelInfo:
     """Derive a ModelInfo from a diffusers UNet config (user models: no published figures)."""
     cls = config.get("_class_name")
@@ -140,12 +148,21 @@ def info_from_config(config: dict, config_file: Path) -> ModelInfo:
         if field not in config:
             raise UserError(f"{config_file}: missing field {field!r} (a {cls} config needs it)")
     size = config["sample_size"]
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    sizes = [size, size] if _is_int(size) else list(size) if isinstance(size, (list, tuple)) else None
+    if not sizes or len(sizes) != 2 or not all(_is_int(s) and 1 <= s <= MAX_SAMPLE for s in sizes):
+        raise UserError(f"{config_file}: field 'sample_size' is {size!r}; allowed an integer or a pair of "
+                        f"integers in 1..{MAX_SAMPLE}")
+    h, w = sizes
+    chans = config["in_channels"]
+    if not (_is_int(chans) and 1 <= chans <= MAX_CHANNELS):
+        raise UserError(f"{config_file}: field 'in_channels' is {chans!r}; allowed an integer in 1..{MAX_CHANNELS}")
     conditional = SUPPORTED_CLASSES[cls]
     enc = None
     if conditional:
         cad = config.get("cross_attention_dim", 1280)
-        cad = cad[0] if isinstance(cad, (list, tuple)) else cad
+        cad = cad[0] if isinstance(cad, (list, tuple)) and cad else cad
+        if not (_is_int(cad) and 1 <= cad <= 65536):
+            raise UserError(f"{config_file}: field 'cross_attention_dim' is {cad!r}; allowed an integer in 1..65536")
         enc = (77, int(cad))
     folder = config_file.parent
     weights = folder / "diffusion_pytorch_model.safetensors"
