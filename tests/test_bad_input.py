@@ -157,3 +157,27 @@ def test_user_model_config_fields_are_checked(tmp_path, field, value):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(UserError, match=rf"config\.json: field '{field}' is .*; allowed"):
         resolve_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("index,match", [
+    ('{"weight_map": {"a": "../outside.safetensors"}}', r"shard '\.\./outside\.safetensors' is not a \.safetensors file in"),
+    ('{"weight_map": {"a": "/etc/passwd"}}', r"shard '/etc/passwd' is not"),
+    ('{"weight_map": {"a": 3}}', r"shard 3 is not"),
+    ('{"weight_map": []}', r"not a safetensors index"),
+    ('not json', r"not a safetensors index \(JSONDecodeError\)"),
+])
+def test_a_sharded_index_cannot_point_outside_the_model_folder(tmp_path, index, match):
+    import json
+
+    from earlyq_sim.models.loader import load_unet
+    (tmp_path / "outside.safetensors").write_bytes(b"")
+    d = tmp_path / "unet"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel", "sample_size": 8, "in_channels": 3,
+                                               "out_channels": 3, "block_out_channels": [8, 16],
+                                               "down_block_types": ["DownBlock2D", "DownBlock2D"],
+                                               "up_block_types": ["UpBlock2D", "UpBlock2D"], "norm_num_groups": 4,
+                                               "layers_per_block": 1}))
+    (d / "diffusion_pytorch_model.safetensors.index.json").write_text(index)
+    with pytest.raises(UserError, match=match):
+        load_unet(str(d))

@@ -47,14 +47,33 @@ def build_unet(config: dict, source: str = "<config>") -> torch.nn.Module:
                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
 
 
+def _shards(index: Path, folder: Path) -> list[Path]:
+    """The shard files a ``*.safetensors.index.json`` names: each a plain file inside ``folder``
+    (an index that points elsewhere, ``../x`` or an absolute path, is refused, not followed)."""
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        names = sorted(set(weight_map.values()))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"{index}: not a safetensors index ({type(exc).__name__}); allowed a JSON object whose "
+                        "'weight_map' maps tensor names to shard files in this folder") from None
+    root = folder.resolve()
+    out = []
+    for name in names:
+        shard = (folder / str(name)).resolve()
+        if not isinstance(name, str) or shard.parent != root or not name.endswith(".safetensors"):
+            raise UserError(f"{index}: shard {name!r} is not a .safetensors file in {folder}; allowed shard "
+                            "names inside the model folder")
+        out.append(shard)
+    return out
+
+
 def _weight_files(info: ModelInfo) -> list[Path]:
     if info.weights_path is not None and info.weights_path.is_file():
         return [info.weights_path]
     folder = info.config_path.parent
     index = folder / WEIGHTS_INDEX
     if not info.builtin and index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return [folder / s for s in shards]
+        return _shards(index, folder)
     if not info.builtin:
         found = sorted(folder.glob("*.safetensors"))
         if len(found) == 1:
