@@ -204,10 +204,12 @@ def _read_schedules(data, src) -> tuple[ScheduleEntry, ...]:
         field = f"schedules[{i}]"
         if isinstance(item, str):
             try:
-                PrecisionSchedule.parse(item, 100)  # syntax and coverage; steps fixed per point later
+                sched = PrecisionSchedule.parse(item, 100)  # syntax and coverage; steps fixed per point later
             except UserError as e:
                 raise UserError(f"{src}: {field}: {e}") from None
-            out.append(ScheduleEntry(text=item))
+            # the canonical label (it parses back to the same schedule): equivalent spellings (W8A8,
+            # w8a8, a8@0-1,w8) are one point with one key, and a repeat is refused as one
+            out.append(ScheduleEntry(text=sched.label))
             continue
         if not (isinstance(item, dict) and set(item) == {"two_stage"} and isinstance(item["two_stage"], dict)):
             raise UserError(f"{src}: {field}: {item!r} is not allowed; allowed an interval-form string "

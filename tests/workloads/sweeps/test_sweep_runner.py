@@ -374,3 +374,14 @@ def test_a_second_writer_is_refused_and_a_killed_ones_lock_is_taken_over(clean, 
     df = sw.run_sweep(SPEC, tmp_path, progress=False)
     pd.testing.assert_frame_equal(df, df_clean)
     assert not (tmp_path / ".lock").exists()
+
+
+def test_equivalent_schedules_are_one_point():
+    """W8A8, w8a8 and a8@0-1,w8 became three rows with three keys; now they are one schedule, and
+    listing two spellings is refused as a repeat."""
+    one = parse_sweep(_spec(schedules=["w8a8"]))
+    two = parse_sweep(_spec(schedules=["a8@0-1,w8"]))
+    assert [e.text for e in one.schedules] == [e.text for e in two.schedules] == ["W8A8"]
+    assert [p.key for p in sw.expand_points(one)] == [p.key for p in sw.expand_points(two)]
+    with pytest.raises(UserError, match=r"schedules: W8A8 is listed twice; allowed each schedule once"):
+        parse_sweep(_spec(schedules=["W8A8", "a8@0-1,w8"]))
