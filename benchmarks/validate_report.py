@@ -10,7 +10,7 @@ def _pct(a, b) -> float:
     return 100.0 * (a - b) / b
 
 
-MODES = (("ours", "temporal_blocking: true (shipped default)"),
+MODES = (("ours", "temporal_blocking: true (fixed schedule; the default before the mapper)"),
          ("off", "temporal_blocking: false (SCALE-Sim's schedule)"))
 
 
