@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from earlyq_sim.atomic_io import atomic_write_bytes, write_parquet
+from earlyq_sim.atomic_io import atomic_write_bytes, file_sha256, write_parquet
 from earlyq_sim.errors import UserError
 
 LOCK = ".lock"
@@ -80,7 +80,7 @@ def _digest_path(part: Path) -> Path:
 def write_part(path: Path, df: pd.DataFrame) -> None:
     """The part, then its checksum (a part without one is not trusted)."""
     write_parquet(path, df)
-    atomic_write_bytes(_digest_path(path), (hashlib.sha256(path.read_bytes()).hexdigest() + "\n").encode())
+    atomic_write_bytes(_digest_path(path), (file_sha256(path) + "\n").encode())
 
 
 def verified_parts(parts_dir: Path) -> list[Path]:
@@ -89,7 +89,7 @@ def verified_parts(parts_dir: Path) -> list[Path]:
     for f in sorted(parts_dir.glob("part-*.parquet")):
         d = _digest_path(f)
         try:
-            ok = d.read_text().strip() == hashlib.sha256(f.read_bytes()).hexdigest()
+            ok = d.read_text().strip() == file_sha256(f)
         except OSError:
             ok = False
         if ok:

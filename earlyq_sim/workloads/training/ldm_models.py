@@ -10,7 +10,6 @@ class label (10 = null class for classifier-free guidance) to ``encoder_hidden_s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -127,14 +126,6 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
             return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})
     except Exception as exc:
         raise UserError(f"{path}: cannot read safetensors file ({type(exc).__name__})") from None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_weights(module: nn.Module, path: str | os.PathLike) -> dict[str, str]:

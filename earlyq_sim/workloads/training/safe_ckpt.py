@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from earlyq_sim.atomic_io import atomic_write_bytes, to_json
+from earlyq_sim.atomic_io import atomic_write_bytes, file_sha256, to_json
 from earlyq_sim.errors import UserError
-from earlyq_sim.workloads.training.ldm_models import file_sha256, load_tensors, save_tensors
+from earlyq_sim.workloads.training.ldm_models import load_tensors, save_tensors
 
 PREFIX = "ckpt_"
 FORMAT = "earlyq-safe-ckpt/1"

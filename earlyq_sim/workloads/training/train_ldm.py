@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from earlyq_sim.atomic_io import file_sha256
 from earlyq_sim.errors import UserError
 from earlyq_sim.workloads.training.run_common import (Curve, LoopConfig, StopOnSignals, TrainResult, add_loop_args,
                                                      ema_decay_at, lr_at, run_main)
@@ -94,7 +95,7 @@ def load_latent_data(cfg: TrainConfig, images: torch.Tensor, labels: torch.Tenso
     meta = lm.load_weights(ae, cfg.ae_weights)
     if "scaling_factor" not in meta:
         raise UserError(f"{cfg.ae_weights}: no scaling_factor in metadata; export it with --stage ae")
-    sha, sf = lm.file_sha256(cfg.ae_weights), float(meta["scaling_factor"])
+    sha, sf = file_sha256(cfg.ae_weights), float(meta["scaling_factor"])
     cache = Path(cfg.ckpt_dir) / LATENT_CACHE
     if cache.is_file():
         t, m = lm.load_tensors(cache)

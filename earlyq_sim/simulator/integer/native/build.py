@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from earlyq_sim.atomic_io import atomic_path, atomic_write_bytes
+from earlyq_sim.atomic_io import atomic_path, atomic_write_bytes, file_sha256
 
 SRC = Path(__file__).with_name("igemm.c")
 
@@ -46,10 +46,6 @@ def private_dir(d: Path) -> bool:
     return stat.S_ISDIR(st.st_mode) and _private(st)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def trusted_library(path: Path) -> bool:
     """A library file this user built: regular, ours, not writable by others, hash as recorded."""
     try:
@@ -57,7 +53,7 @@ def trusted_library(path: Path) -> bool:
         rec = path.with_name(path.name + ".sha256")
         if not (stat.S_ISREG(st.st_mode) and _private(st) and _private(os.lstat(rec))):
             return False
-        return rec.read_text().strip() == _sha256(path)
+        return rec.read_text().strip() == file_sha256(path)
     except OSError:
         return False
 
@@ -75,7 +71,7 @@ def compile_library(cc: str, flags: list[str], out: Path) -> None:
         if r.returncode != 0:
             err = r.stderr.strip().splitlines()
             raise RuntimeError(f"{cc} failed: {err[-1] if err else r.returncode}")
-        digest = _sha256(tmp)
+        digest = file_sha256(tmp)
     atomic_write_bytes(out.with_name(out.name + ".sha256"), (digest + "\n").encode())
 
 
