@@ -157,15 +157,16 @@ def _grid(D, unit, n: int) -> np.ndarray:
     return np.minimum(D[:, None], ceil_div(units, 2 ** np.arange(n, dtype=np.int64)[None, :]) * unit)
 
 
-def tiled_candidates(arch: ArchSpec, dims: dict, x_share, xb, yb, ob, f):
+def tiled_candidates(arch: ArchSpec, dims: dict, x_share, xb, yb, ob, f, fill=None):
     """Every tiled candidate of every op, one GEMM instance each.
 
     ``dims``: int64 arrays ``M, N, K`` (ops,); ``x_share``: real input values per im2col value;
     bits as float arrays; ``f``: ``BitFactors``. Returns ``(dram, cycles, small)``: DRAM bytes
     and latency cycles of shape (ops, orders, row tiles, column tiles, temporal tiles), and a
     dict of (ops, 1, rows, cols, temporal) arrays: ``compute`` cycles, ``arr`` (array-side SRAM
-    bytes), ``prologue`` / ``epilogue`` bytes, ``fits`` (all three tiles fit their buffers) and
-    the tile sizes ``Mt, Nt, Kt``."""
+    bytes), ``fits`` (all three tiles fit their buffers) and the tile sizes ``Mt, Nt, Kt``.
+    ``fill``: the op's ``fill_drain_bytes`` when the caller has them (they do not depend on the
+    tiling)."""
     R, C, df = arch.array.rows, arch.array.cols, arch.array.dataflow
     td, rd, cd = ROLES[df]
     acc = arch.accumulator.width_bits / 8.0
@@ -205,7 +206,9 @@ def tiled_candidates(arch: ArchSpec, dims: dict, x_share, xb, yb, ob, f):
         arr = X_arr * col(ceil_div(dims["N"], C)) * cy + W * col(ceil_div(dims["M"], R)) * cx
     rounds = col(ceil_div(dims["K"], R) * f.passes) if df != "os" else 1.0
     arr = arr + O + (2.0 * (rounds - 1.0) * psum if df != "os" else 0.0)
-    pro, epi = (col(v) for v in fill_drain_bytes(df, R, C, dims["M"], dims["N"], dims["K"], x_share, xb, yb, ob))
+    if fill is None:
+        fill = fill_drain_bytes(df, R, C, dims["M"], dims["N"], dims["K"], x_share, xb, yb, ob)
+    pro, epi = (col(v) for v in fill)
     bw = arch.dram_bytes_per_cycle
     iters = counts["m"] * counts["n"] * counts["k"]
     comp_it = compute / iters
@@ -237,13 +240,13 @@ def tiled_candidates(arch: ArchSpec, dims: dict, x_share, xb, yb, ob, f):
         res["dram"].append(dram)
         res["cycles"].append(cyc)
     # large arrays per (op, order, r, c, t); the rest per (op, 1, r, c, t), broadcast when combined
-    small = {"compute": compute, "arr": arr, "prologue": pro, "epilogue": epi, "fits": fits,
+    small = {"compute": compute, "arr": arr, "fits": fits,
              "Mt": tile["M"], "Nt": tile["N"], "Kt": tile["K"]}
     return np.stack(res["dram"], axis=1), np.stack(res["cycles"], axis=1), \
         {k: np.broadcast_to(v, shp)[:, None] for k, v in small.items()}
 
 
-def _fixed(arch: ArchSpec, M, N, K, G, x, y, ob, f, x_el, blocking: bool, value_bytes=1.0):
+def _fixed(arch: ArchSpec, M, N, K, x, y, ob, f, x_el, blocking: bool, value_bytes=1.0):
     """One of today's fixed schedules (per op arrays, one GEMM instance); ``value_bytes`` sizes
     the temporal blocks' streamed values (see ``mapping.temporal_blocks``)."""
     R, C, df = arch.array.rows, arch.array.cols, arch.array.dataflow
@@ -252,8 +255,7 @@ def _fixed(arch: ArchSpec, M, N, K, G, x, y, ob, f, x_el, blocking: bool, value_
                              value_bytes=value_bytes)
     comp = blocked_cycles(R, C, mp, blocks, f).astype(np.float64)
     tr = gemm_traffic(arch, mp, blocks, M, N, K, np.ones_like(M), x, y, ob, f, x_elems=x_el)
-    pro, epi = fill_drain_bytes(df, R, C, M, N, K, x_el / (M * K), x, y, ob)
-    return comp, tr.dram, tr.sram, pro, epi, blocks.size
+    return comp, tr.dram, tr.sram, blocks.size
 
 
 def map_gemms(arch: ArchSpec, M, N, K, G, x_bits, y_bits, out_bits, f, x_elems, e_compute_pj) -> GemmMapping:
@@ -292,7 +294,10 @@ def _map_unique(arch: ArchSpec, M, N, K, G, x_bits, y_bits, out_bits, f, x_elems
     stream_bytes = np.maximum(1.0, (x if arch.array.dataflow == "ws" else y) / 8.0) if mode == "search" else 1.0
     for name, blocking in (("scalesim", False), ("blocked", True)):
         if mode in (name, "search"):
-            fixed[name] = _fixed(arch, M, N, K, Gf, x, y, ob, f, x_el, blocking, stream_bytes)
+            fixed[name] = _fixed(arch, M, N, K, x, y, ob, f, x_el, blocking, stream_bytes)
+    # the first fill and the last write-back do not depend on the mapping: once per op
+    pro, epi = fill_drain_bytes(arch.array.dataflow, arch.array.rows, arch.array.cols, M, N, K, x_el / (M * K),
+                                x, y, ob)
     bw = arch.dram_bytes_per_cycle
     exposed_on = arch.buffers.double_buffered and arch.memory.overlap == "tiles"
     e_comp = np.asarray(e_compute_pj, np.float64)
@@ -315,20 +320,20 @@ def _map_unique(arch: ArchSpec, M, N, K, G, x_bits, y_bits, out_bits, f, x_elems
     # the fixed schedules: one candidate each, columns 0.. of the score table
     fx = []
     td = ROLES[arch.array.dataflow][0]
-    for name, (comp, dram, sram, pro, epi, tb) in fixed.items():
+    for name, (comp, dram, sram, tb) in fixed.items():
         tile = {d: (tb if d == td else v).astype(np.float64) for d, v in (("M", M), ("N", N), ("K", K))}
         cyc1 = latency(arch, comp, dram, pro, epi)
         obj, dram_t, sram_t, cyc = scored(comp, dram, sram - dram, cyc1, pro, epi, True, Gf)
         fx.append({"cand": np.full(n, FIXED[name], np.float64), "order": np.full(n, -1.0), "Mt": tile["M"],
                    "Nt": tile["N"], "Kt": tile["K"], "compute": comp * Gf, "dram": dram_t, "sram": sram_t,
-                   "prologue": pro, "epilogue": epi, "cycles": cyc, "obj": obj})
+                   "cycles": cyc, "obj": obj})
     objs = [c["obj"][:, None] for c in fx]
     drams = [c["dram"][:, None] for c in fx]
     if mode == "search":
-        dram1, cyc1, sm = tiled_candidates(arch, {"M": M, "N": N, "K": K}, x_el / (M * K), x, y, ob, f)
+        dram1, cyc1, sm = tiled_candidates(arch, {"M": M, "N": N, "K": K}, x_el / (M * K), x, y, ob, f, (pro, epi))
         g5 = Gf.reshape(-1, 1, 1, 1, 1)
-        obj_t, dram_t, sram_t, cyc_t = scored(sm["compute"], dram1, sm["arr"], cyc1, sm["prologue"],
-                                              sm["epilogue"], sm["fits"], g5)
+        obj_t, dram_t, sram_t, cyc_t = scored(sm["compute"], dram1, sm["arr"], cyc1, pro.reshape(g5.shape),
+                                              epi.reshape(g5.shape), sm["fits"], g5)
         objs.append(obj_t.reshape(n, -1))
         drams.append(dram_t.reshape(n, -1))
     obj, dram_all = np.concatenate(objs, axis=1), np.concatenate(drams, axis=1)
@@ -336,8 +341,7 @@ def _map_unique(arch: ArchSpec, M, N, K, G, x_bits, y_bits, out_bits, f, x_elems
     tie = obj == obj.min(axis=1, keepdims=True)
     best = np.argmin(np.where(tie, dram_all, np.inf), axis=1)
     rows = np.arange(n)
-    out = {k: np.zeros(n) for k in ("cand", "order", "Mt", "Nt", "Kt", "compute", "dram", "sram", "prologue",
-                                    "epilogue", "cycles")}
+    out = {k: np.zeros(n) for k in ("cand", "order", "Mt", "Nt", "Kt", "compute", "dram", "sram", "cycles")}
     for j, c in enumerate(fx):
         sel = best == j
         for k in out:
@@ -349,11 +353,11 @@ def _map_unique(arch: ArchSpec, M, N, K, G, x_bits, y_bits, out_bits, f, x_elems
         z = np.zeros_like(o)
         for k, src in (("dram", dram_t), ("sram", sram_t), ("cycles", cyc_t)):
             out[k][sel] = src[i, o, r, cc, tt]
-        for k in ("Mt", "Nt", "Kt", "prologue", "epilogue"):
+        for k in ("Mt", "Nt", "Kt"):
             out[k][sel] = sm[k][i, z, r, cc, tt]
         out["compute"][sel] = sm["compute"][i, z, r, cc, tt] * Gf[sel]
         out["order"][sel] = o
         out["cand"][sel] = best[sel] - len(fx)
     compulsory = Gf * (x_el * x + K * N * y + M * N * ob) / 8.0
     return GemmMapping(out["cand"], out["order"], out["Mt"], out["Nt"], out["Kt"], out["compute"], out["dram"],
-                       out["sram"], compulsory, out["prologue"], out["epilogue"], out["cycles"], td)
+                       out["sram"], compulsory, pro, epi, out["cycles"], td)
