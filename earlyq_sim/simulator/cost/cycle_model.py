@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from earlyq_sim.simulator.cost.mapping import ceil_div, map_gemm, temporal_blocks
+from earlyq_sim.simulator.cost.mapping import ceil_div, map_gemm, stream_value_bytes, temporal_blocks
 from earlyq_sim.simulator.cost.pe_types import pe_type
 from typing import TYPE_CHECKING
 
@@ -94,7 +94,8 @@ def gemm_compute_cycles(arch: ArchSpec, M, N, K, G, x_bits, y_bits, swappable=No
     M, N, K, x_bits, y_bits = np.broadcast_arrays(*(np.asarray(v, np.int64) for v in (M, N, K, x_bits, y_bits)))
     mp = map_gemm(arch.array.dataflow, R, C, M, N, K)
     f = bit_factors(arch.pe, x_bits, y_bits, swappable)
-    blocks = temporal_blocks(arch, mp, stream_row_values(arch.array.dataflow, M, K, x_elems))
+    blocks = temporal_blocks(arch, mp, stream_row_values(arch.array.dataflow, M, K, x_elems),
+                             value_bytes=stream_value_bytes(arch.array.dataflow, x_bits, y_bits))
     return np.asarray(G, np.int64) * blocked_cycles(R, C, mp, blocks, f)
 
 

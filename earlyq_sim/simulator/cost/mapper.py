@@ -37,7 +37,7 @@ import numpy as np
 from earlyq_sim.simulator.cost import energy as en
 from earlyq_sim.simulator.cost.arch import ArchSpec
 from earlyq_sim.simulator.cost.cycle_model import blocked_cycles, stream_row_values
-from earlyq_sim.simulator.cost.mapping import ceil_div, map_gemm, temporal_blocks
+from earlyq_sim.simulator.cost.mapping import ceil_div, map_gemm, stream_value_bytes, temporal_blocks
 from earlyq_sim.simulator.cost.memory import gemm_traffic
 
 #: loop orders, outermost first; index = position in this tuple
@@ -289,9 +289,7 @@ def _map_unique(arch: ArchSpec, M, N, K, G, x_bits, y_bits, out_bits, f, x_elems
     if mode == "fixed":
         mode = "blocked" if arch.buffers.temporal_blocking else "scalesim"
     fixed = {}
-    # as a search candidate the blocked schedule sizes its blocks at the streamed operand's stored
-    # width when wider than 8 bits, so its block always fits (and more buffer never hurts it)
-    stream_bytes = np.maximum(1.0, (x if arch.array.dataflow == "ws" else y) / 8.0) if mode == "search" else 1.0
+    stream_bytes = stream_value_bytes(arch.array.dataflow, x, y)
     for name, blocking in (("scalesim", False), ("blocked", True)):
         if mode in (name, "search"):
             fixed[name] = _fixed(arch, M, N, K, x, y, ob, f, x_el, blocking, stream_bytes)

@@ -19,10 +19,11 @@ and fused PEs.
 
 Temporal blocking (ws, is): partial sums of a column fold (``T x min(C, Sc)`` values at
 accumulator width) must stay in the ofmap buffer while the row folds accumulate, and a block of
-streamed rows (``tb`` rows of stored values, sized at 8 bits) should stay in its buffer while
-every column fold reuses it. So ``T`` is cut into blocks of ``tb`` rows, the largest that
-satisfies both (at least 1), and the loop order is ``for block: for column fold: for row fold``.
-The block never depends on operand bits, so bits change compute cycles only through the PE.
+streamed rows (``tb`` rows of stored values, sized at the stored width but never below 8 bits)
+should stay in its buffer while every column fold reuses it. So ``T`` is cut into blocks of
+``tb`` rows, the largest that satisfies both (at least 1), and the loop order is ``for block:
+for column fold: for row fold``. Up to 8-bit operands the block does not depend on their bits,
+so bits change compute cycles only through the PE.
 With one block (``tb = T``, the usual case for small layers) this is exactly SCALE-Sim's
 schedule; with more, every block pays its own preload and fill/drain, and the stationary
 operand is reloaded once per block.
@@ -98,17 +99,25 @@ class Blocks:
     last: np.ndarray  # rows in the last block, T - (nb - 1) * tb
 
 
+def stream_value_bytes(dataflow: str, x_bits, y_bits) -> np.ndarray:
+    """Bytes per streamed value that temporal blocks are sized at: the streamed operand's stored
+    width (ws streams X, is streams W), at least one byte so that narrower operands keep the
+    8-bit schedule."""
+    return np.maximum(1.0, np.asarray(x_bits if dataflow == "ws" else y_bits, np.float64) / 8.0)
+
+
 def temporal_blocks(arch: ArchSpec, mp: Mapping, row_values, blocking: bool | None = None,
                     value_bytes=1.0) -> Blocks:
     """Temporal blocks for ws/is: a column fold's partial sums and a block of streamed rows on chip.
 
     ``tb`` is the largest block whose ``tb x min(C, Sc)`` partial sums fit the ofmap buffer and
     whose ``tb x row_values`` streamed values fit the streamed operand's buffer (ifmap for ws,
-    filter for is) at 8 bits per value. ``row_values``: values stored per temporal row (ws: the
-    real input per output row, ``in_elems / M``, about K/9 for a 3x3 conv; is: K). Sizing for
-    8 bits (``value_bytes`` 1) keeps the schedule, and so compute cycles, independent of operand
-    bits; wider streamed operands overflow the block and are refetched (see ``memory``). The
-    mapper's candidate passes the stored width of wider operands instead. os keeps outputs
+    filter for is) at ``value_bytes`` per value (``stream_value_bytes``: the stored width, at
+    least one byte). ``row_values``: values stored per temporal row (ws: the real input per
+    output row, ``in_elems / M``, about K/9 for a 3x3 conv; is: K). At 8 bits or fewer the
+    schedule, and so compute cycles, do not depend on operand bits; a wider streamed operand
+    gets shorter blocks so its block still fits (sized at 8 bits it would overflow the buffer
+    and be refetched per fold, and more buffer could then cost more). os keeps outputs
     in the PEs and is never blocked; with ``blocking`` false (default:
     ``buffers.temporal_blocking``) nothing is (one block of ``T`` rows, SCALE-Sim's schedule).
     """
@@ -120,8 +129,6 @@ def temporal_blocks(arch: ArchSpec, mp: Mapping, row_values, blocking: bool | No
     bufs = arch.buffers
     by_psum = np.floor(bufs.usable_bytes("ofmap") / (np.minimum(arch.array.cols, mp.Sc) * acc_b))
     cap_s = bufs.usable_bytes("ifmap" if arch.array.dataflow == "ws" else "filter")
-    # streamed values sized at ``value_bytes`` (1: 8 bits, the fixed schedule; the mapper's
-    # candidate passes the stored width when wider, so its block always fits)
     by_stream = np.floor(cap_s / (np.asarray(row_values, np.float64) * value_bytes))
     tb = np.maximum(1, np.minimum(T, np.minimum(by_psum, by_stream))).astype(np.int64)
     nb = ceil_div(T, tb)

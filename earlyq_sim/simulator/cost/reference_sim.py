@@ -6,7 +6,7 @@ It does not use ``mapping``/``cycle_model``/``memory``. Instead it
   by one, BitBricks allocated one by one, operands split into chunks one by one: each PE type's
   ``reference_behaviour`` in ``pe_types/``, written apart from its vectorised ``factors``);
 * shrinks the temporal block one row at a time until its partial sums and its streamed rows
-  (at 8 bits) fit on chip (ws/is; skipped with ``buffers.temporal_blocking: false``), then walks blocks, column folds, row folds and chunk passes (os: one block,
+  (at their stored width, at least 8 bits) fit on chip (ws/is; skipped with ``buffers.temporal_blocking: false``), then walks blocks, column folds, row folds and chunk passes (os: one block,
   SCALE-Sim order) and, per fold and pass, steps the systolic wavefront cycle by cycle over
   the whole ``R x C`` grid: a PE starts its next slot when it is free, its stationary value is
   loaded, and its left and upper neighbours started that slot at least one cycle earlier;
@@ -76,12 +76,12 @@ def step_fold(R: int, C: int, preload: int, slots: int, slot_cycles: int) -> int
 # --- the whole GEMM: folds, buffers, pipeline ---------------------------------------------------
 def simulate_gemm(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: int, out_bits: int,
                   G: int = 1, swappable: bool = False, x_elems: float | None = None,
-                  value_bytes: float = 1.0) -> RefResult:
+                  value_bytes: float | None = None) -> RefResult:
     """Step ``G`` GEMMs ``(M x K) @ (K x N)`` through ``arch``; small shapes only.
 
     ``x_elems``: elements of the real first-operand tensor per instance (a conv's input, not
     im2col); default ``M * K``. ``value_bytes``: bytes per streamed value when sizing temporal
-    blocks (1 = 8 bits, the fixed schedule; the mapper's blocked candidate uses the stored width).
+    blocks; default the streamed operand's stored width, at least one byte.
     """
     R, C, df = arch.array.rows, arch.array.cols, arch.array.dataflow
     slot_c, lanes, cx, cy = pe_behaviour(arch.pe, x_bits, y_bits, swappable)
@@ -104,7 +104,9 @@ def simulate_gemm(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: i
     # values one temporal row of the streamed operand occupies in its buffer: a ws row of X is
     # one output pixel's share of the real input; an is row of W is one column of K weights
     row_vals = x_real / M if df == "ws" else K
-    tb = T  # shrink the temporal block until its partial sums and 8-bit streamed rows fit
+    if value_bytes is None:  # blocks hold the streamed operand at its stored width, >= 1 byte
+        value_bytes = max(1.0, (x_bits if df == "ws" else y_bits) / 8.0)
+    tb = T  # shrink the temporal block until its partial sums and streamed rows fit
     if df != "os" and arch.buffers.temporal_blocking:
         cap_s = cap["i"] if df == "ws" else cap["f"]
         while tb > 1 and (tb * min(C, cols_dim) * acc > cap["o"] or tb * row_vals * value_bytes > cap_s):
