@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: demo test data bench clean
+.PHONY: demo test fuzz data bench clean
 
 # torch is pinned to the local CPU build and installed first, so the package's torch range
 # is already satisfied and pip never pulls a multi-GB CUDA build.
@@ -27,6 +27,10 @@ demo: $(STAMP)
 
 test: $(STAMP) data
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2 tests
+
+# the property tests with fresh random draws (the suite's own draws are fixed; see tests/conftest.py)
+fuzz: $(STAMP) data
+	HYPOTHESIS_PROFILE=explore HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2 tests -p no:cacheprovider
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -4,8 +4,16 @@ import os
 
 import pytest
 import torch
+from hypothesis import settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub in tests
+
+# Property tests draw the same cases on every run by default, so a red CI always means a change
+# broke something, never a new draw; `make fuzz` (profile "explore") draws fresh random cases,
+# and every counterexample it finds becomes a regression test.
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture
