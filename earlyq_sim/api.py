@@ -9,12 +9,13 @@ Cost lane in one call::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from earlyq_sim.simulator.cost.arch import load_arch
 from earlyq_sim.simulator.cost.fusion import costing_ops
+from earlyq_sim.simulator.cost.normalise import normalise as normalise_arch
 from earlyq_sim.simulator.cost.schedule_cost import ScheduleCost, compare, per_layer_table, schedule_cost
 from earlyq_sim.simulator.cost.topology import is_topology, read_topology
 from earlyq_sim.simulator.cost.tracer import trace_model
@@ -40,6 +41,10 @@ class CostRun:
     base: ScheduleCost
     ref: ScheduleCost
     per_layer: pd.DataFrame
+    #: normalisation applied to ``arch`` against ``ref_arch``: mode, reference, note; and, per
+    #: comparison normalisation (iso-throughput, iso-area), the schedule's speedup vs the reference
+    normalisation: dict = field(default_factory=dict)
+    normalisations: dict = field(default_factory=dict)
 
     @property
     def macs_per_step(self) -> int:
@@ -80,8 +85,12 @@ def make_schedule(spec: str | PrecisionSchedule | None, num_steps: int, *, early
 
 def cost_run(model: str, arch: str, schedule: str | PrecisionSchedule | None = None, *,
              baseline: str = "W8A8", num_steps: int | None = None, batch: int = 1, cfg: bool = False,
-             ref_arch: str = REFERENCE_ARCH, **schedule_kw) -> CostRun:
+             ref_arch: str = REFERENCE_ARCH, normalise: str = "as-specified", **schedule_kw) -> CostRun:
     """Trace ``model``, cost ``schedule`` and ``baseline`` on ``arch`` and the baseline on ``ref_arch``.
+
+    ``normalise`` (``normalise.py``: as-specified, iso-throughput, iso-area) resizes ``arch``'s PE
+    array against ``ref_arch`` first; the schedule's speedup vs the reference is also reported at
+    iso-throughput and at iso-area (``CostRun.normalisations``).
 
     ``model`` may also be a SCALE-Sim topology CSV (``simulator/cost/topology.py``): its layers
     are costed as one UNet call, one step unless ``num_steps`` says otherwise."""
@@ -100,8 +109,9 @@ def cost_run(model: str, arch: str, schedule: str | PrecisionSchedule | None = N
         from earlyq_sim.errors import UserError
 
         raise UserError(f"--baseline {baseline!r}: the baseline must be uniform, e.g. W8A8 or W4A8")
-    spec = load_arch(arch)
-    ref_spec = spec if ref_arch == spec.name else load_arch(ref_arch)
+    written = load_arch(arch)
+    ref_spec = written if ref_arch == written.name else load_arch(ref_arch)
+    spec, note = normalise_arch(written, ref_spec, normalise)
     ops = costing_ops(trace)  # the op table plus the GEMM epilogue each vector op may fuse into
     run_c = schedule_cost(spec, ops, sched)
     base_c = schedule_cost(spec, ops, base)
@@ -109,4 +119,34 @@ def cost_run(model: str, arch: str, schedule: str | PrecisionSchedule | None = N
     run_c = compare(run_c, base_c, ref_c)
     layers = per_layer_table(ops, run_c, base_c)
     return CostRun(trace.model_name, int(trace.params), ops, batch, cfg, spec, ref_spec, sched, base,
-                   run_c, base_c, ref_c, layers)
+                   run_c, base_c, ref_c, layers,
+                   {"mode": normalise, "reference": ref_spec.name, "note": note},
+                   _compare_normalisations(written, ref_spec, ops, sched, ref_c, (spec, run_c)))
+
+
+def _compare_normalisations(written, ref_spec, ops, sched, ref_c, done) -> dict:
+    """Speedup vs the reference of the schedule on ``written`` at iso-throughput and iso-area
+    (an entry says why when a normalisation does not apply, e.g. a spec without area)."""
+    from earlyq_sim.errors import UserError
+
+    out = {}
+    for mode in ("iso-throughput", "iso-area"):
+        try:
+            spec, note = normalise_arch(written, ref_spec, mode)
+        except UserError as e:
+            out[mode] = {"note": str(e), "speedup_vs_ref": None, "stage_speedup_vs_ref": None}
+            continue
+        run_c = done[1] if spec == done[0] else schedule_cost(spec, ops, sched)
+        r = _vs_ref(run_c, ref_c)
+        out[mode] = {"note": note, "speedup_vs_ref": r["total"],
+                     "stage_speedup_vs_ref": r["stages"], "rows": spec.array.rows, "cols": spec.array.cols}
+    return out
+
+
+def _vs_ref(run_c, ref_c) -> dict:
+    """Latency of the reference's baseline / latency of the run, in total and per stage."""
+    r = next(iter(ref_c.by_bits.values())).latency_ms
+    st = run_c.per_stage
+    ratio = lambda a, b: float(a / b) if b > 0 else None  # noqa: E731  (never a plausible figure from 0)
+    return {"total": ratio(ref_c.total["latency_ms"], run_c.total["latency_ms"]),
+            "stages": [ratio(n * r, lat) for n, lat in zip(st["steps"], st["latency_ms"])]}

@@ -57,6 +57,9 @@ def cli() -> None:
 @schedule_options
 @click.option("--baseline", default="W8A8", show_default=True, help="Uniform precision to compare with.")
 @click.option("--ref-arch", default="int8-systolic", show_default=True, help="Reference arch for 'vs' speedup.")
+@click.option("--normalise", type=click.Choice(T.normalisation_choices()), default="as-specified", show_default=True,
+              help="Resize the arch's PE array against --ref-arch first: as written, to the same peak 8x8 "
+                   "throughput, or to the same silicon area (speedup vs the reference is also shown at both).")
 @click.option("--batch", type=T.BATCH, default=1, show_default=True, help="Batch size of one UNet call.")
 @click.option("--cfg/--no-cfg", default=False, show_default=True,
               help="Classifier-free guidance (doubles the UNet batch).")
@@ -71,18 +74,18 @@ def cli() -> None:
 @click.option("--threads", type=T.THREADS, default=1, show_default=True,
               help="Torch threads for sampling (1 avoids OpenMP spin-waits when the machine is shared).")
 def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps,
-        baseline, ref_arch, batch, cfg, out_dir, as_json, quality, n_images, seed, calib_n, threads):
+        baseline, ref_arch, normalise, batch, cfg, out_dir, as_json, quality, n_images, seed, calib_n, threads):
     """Cost a sampling run under a precision schedule on an accelerator; print speedup per stage
     alongside image quality (FD, precision/recall, PSNR/SSIM) where the model has trained weights."""
     from earlyq_sim.atomic_io import atomic_dir, check_out_dir, to_json
 
     if out_dir:
         check_out_dir(out_dir)  # before the work, not after it
-    _check_early(arch, ref_arch, model)  # before torch and the tracer are imported
+    _check_early(arch, ref_arch, model, normalise)  # before torch and the tracer are imported
     from earlyq_sim.api import cost_run
     from earlyq_sim.reports.summary import format_stage_table
     r = cost_run(model, arch, schedule_spec, baseline=baseline, num_steps=num_steps, batch=batch, cfg=cfg,
-                 ref_arch=ref_arch, **_schedule_kw(early_bits, late_bits, boundary, weight_bits, prob_bits, keep))
+                 ref_arch=ref_arch, normalise=normalise, **_schedule_kw(early_bits, late_bits, boundary, weight_bits, prob_bits, keep))
     summary = r.summary
     q, note = _quality(r, model, quality, n_images, seed, calib_n, threads, progress=not as_json)
     if q is not None:
@@ -102,14 +105,15 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
             click.echo(f"wrote summary.json, per_stage/per_step/per_layer tables, plots and report.pdf to {out_dir}")
 
 
-def _check_early(arch, ref_arch, model) -> None:
-    """Arch specs and the model name are checked before torch and the tracer load (seconds)."""
+def _check_early(arch, ref_arch, model, normalise="as-specified") -> None:
+    """Arch specs, the normalisation and the model name are checked before torch and the tracer
+    load (seconds)."""
     from earlyq_sim.models.registry import resolve_model
     from earlyq_sim.simulator.cost.arch import load_arch
+    from earlyq_sim.simulator.cost.normalise import normalise as normalise_arch
     from earlyq_sim.simulator.cost.topology import is_topology, read_topology
 
-    load_arch(arch)
-    load_arch(ref_arch)
+    normalise_arch(load_arch(arch), load_arch(ref_arch), normalise)
     if is_topology(model):
         read_topology(model)
     elif not Path(str(model)).exists():

@@ -124,3 +124,46 @@ def test_bad_out_is_refused_before_the_work(tmp_path, run_cli, make_bad):
     target = f if make_bad == "file" else f / "sub"
     code, out, err = run_cli(["run", "--arch", "stripes", "--model", str(_topology(tmp_path)), "--out", str(target)])
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "--out" in err
+
+
+def test_run_iso_area_resizes_the_array_and_reports_area_and_both_normalisations(run_cli, tmp_path):
+    from earlyq_sim.api import cost_run
+
+    code, out, err = run_cli(["run", "--arch", "stripes", "--model", "ddpm-cifar10", "--steps", "10",
+                              "--normalise", "iso-area", "--json"])
+    assert code == 0, err
+    s = json.loads(out)
+    h = s["hardware"]
+    assert h["normalisation"]["mode"] == "iso-area" and h["normalisation"]["reference"] == "int8-systolic"
+    ref_area, area = h["reference_arch"]["area_mm2"]["total"], h["arch"]["area_mm2"]["total"]
+    pe = h["arch"]["area_mm2"]["pe_um2"] * 1e-6
+    rows, cols = (int(v) for v in h["arch"]["array"].split("x"))
+    assert abs(area - ref_area) <= max(rows, cols) * pe  # equal area to one row/column of PEs
+    assert rows * cols < 1024  # a Stripes PE is larger than an int8 PE
+    by = h["speedup_vs_ref_by_normalisation"]
+    assert by["iso-area"]["speedup_vs_ref"] == pytest.approx(s["total"]["speedup_vs_ref"], rel=1e-12)
+    # the same schedule at iso-throughput (the shipped spec as written) is faster vs the reference
+    plain = cost_run("ddpm-cifar10", "stripes", None, num_steps=10)
+    assert by["iso-throughput"]["speedup_vs_ref"] == pytest.approx(plain.run.total["speedup_vs_ref"], rel=1e-12)
+    assert by["iso-area"]["speedup_vs_ref"] < by["iso-throughput"]["speedup_vs_ref"]
+    for k in ("peak_tops", "peak_core_tops_per_w", "achieved_tops_per_w", "peak_tops_per_mm2"):
+        assert h["arch"]["efficiency"][k] > 0
+    assert "normalisation" in s["basis"] and "iso-area" in s["basis"]["normalisation"]
+    code, out, _ = run_cli(["run", "--arch", "stripes", "--model", "ddpm-cifar10", "--steps", "10",
+                            "--normalise", "iso-area"])
+    assert code == 0 and "vs int8-systolic at iso-area:" in out and "mm^2" in out and "TOPS/W" in out
+
+
+def test_run_iso_area_without_an_area_section_is_one_line_error(run_cli, tmp_path):
+    import yaml
+
+    from earlyq_sim.simulator.cost.arch import ARCH_DIR
+
+    d = yaml.safe_load((ARCH_DIR / "stripes.yaml").read_text())
+    del d["area"]
+    p = tmp_path / "noarea.yaml"
+    p.write_text(yaml.safe_dump(d))
+    code, out, err = run_cli(["run", "--arch", str(p), "--model", "ddpm-cifar10", "--normalise", "iso-area"])
+    assert code == 2 and err.count("\n") == 1 and f"{p}: area: missing section" in err
+    code, out, err = run_cli(["run", "--arch", str(p), "--model", "ddpm-cifar10", "--steps", "5"])
+    assert code == 0 and "area not modelled" in out and "at iso-area: n/a" in out

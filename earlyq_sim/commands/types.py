@@ -54,3 +54,10 @@ FRACTION = FiniteFloat(0.0, 1.0)
 GRID = FiniteFloat(0.0, 1.0, lo_open=True)
 FD_THRESHOLD = FiniteFloat(0.0, 1e6)
 SCHEDULE = NonEmpty()
+
+
+def normalisation_choices() -> tuple[str, ...]:
+    """``--normalise`` choices, read from the registry (``simulator/cost/normalise.py``)."""
+    from earlyq_sim.simulator.cost.normalise import normalisation_names
+
+    return normalisation_names()

@@ -65,11 +65,42 @@ def cost_summary(r) -> dict:
                               f"the schedule on arch {r.arch.name}",
             "energy_saving": f"energy of baseline {r.baseline.label} / energy of the schedule on arch {r.arch.name}",
             "units": {"cycles": f"cycles of the {r.arch.name} clock", "latency_ms": "milliseconds",
-                      "energy_mj": "millijoules", "macs_per_step": "multiply-accumulates per UNet forward"},
+                      "energy_mj": "millijoules", "macs_per_step": "multiply-accumulates per UNet forward",
+                      "area_mm2": "mm^2 at the arch's node", "tops": "2 ops per MAC, 1e12 per second",
+                      "tops_per_w": "peak: core only (8x8-bit MAC energy + leakage); achieved: whole run energy"},
+            "normalisation": r.normalisation.get("note", "as specified"),
         },
+        "hardware": {"arch": hardware_block(r.arch, r.run.total, r.macs_per_step * r.schedule.num_steps,
+                                            f"schedule {r.schedule.label}"),
+                     "reference_arch": hardware_block(r.ref_arch, r.ref.total, r.macs_per_step * r.schedule.num_steps,
+                                                      f"baseline {r.baseline.label}"),
+                     "normalisation": dict(r.normalisation),
+                     "speedup_vs_ref_by_normalisation": {k: {kk: v[kk] for kk in ("note", "speedup_vs_ref",
+                                                                                   "stage_speedup_vs_ref")}
+                                                         for k, v in r.normalisations.items()}},
         "quality": {"computed": False,
                     "note": "image quality is not computed for this model in the cost lane"},
     }
+
+
+def hardware_block(arch, total, macs, run: str) -> dict:
+    """Node, area (mm^2 by component, or null without an ``area:`` section) and efficiency of
+    ``arch`` running ``macs`` MACs in ``total`` (a schedule-cost total of ``run``)."""
+    from earlyq_sim.simulator.cost import technology as tech
+    from earlyq_sim.simulator.cost.area import arch_area, efficiency
+
+    t = arch.technology
+    area = None
+    if arch.area is not None:
+        a = arch_area(arch)
+        area = {"total": a.total_mm2, "pe_array": a.array_mm2, "sram": a.sram_mm2, "overhead": a.overhead_mm2,
+                "pe_um2": a.pe_um2, "source": arch.area.source}
+    eff = efficiency(arch, macs, float(total["latency_ms"]) / 1e3, float(total["energy_mj"]) / 1e3)
+    return {"name": arch.name, "pes": arch.array.rows * arch.array.cols,
+            "array": f"{arch.array.rows}x{arch.array.cols}", "node_nm": t.node_nm, "vdd": t.vdd,
+            "tables_nm": t.tables_nm, "scaling_model": tech.MODEL if t.node_nm != t.tables_nm or t.vdd != t.tables_vdd
+            else "none (the design is at the tables' node and supply)",
+            "area_mm2": area, "efficiency": {k: _f(v) for k, v in eff.items()}, "achieved_by": run}
 
 
 def format_stage_table(summary: dict) -> str:
@@ -110,6 +141,7 @@ def format_stage_table(summary: dict) -> str:
                  f"schedule latency on {s['arch']['name']}.")
     lines.append(f"energy: {t['energy_mj']:.4g} mJ vs baseline {t['baseline_energy_mj']:.4g} mJ "
                  f"(saving x{fmt(t['energy_saving'], '.3f')}); cycles of the {s['arch']['name']} clock.")
+    lines += format_hardware(s)
     if q.get("computed"):
         from earlyq_sim.reports.quality import format_quality_table
 
@@ -117,3 +149,30 @@ def format_stage_table(summary: dict) -> str:
     else:
         lines.append(f"quality: not computed ({q.get('note', '')})")
     return "\n".join(lines)
+
+
+def format_hardware(s: dict) -> list[str]:
+    """Lines on area, node, normalisation, TOPS/W, and speedup vs the reference at iso-throughput
+    and iso-area, for the arch and the reference arch."""
+    h = s.get("hardware")
+    if not h:
+        return []
+    lines = ["", f"hardware (normalisation: {h['normalisation'].get('note', 'as specified')}):"]
+    for key in ("arch", "reference_arch"):
+        b = h[key]
+        a = b["area_mm2"]
+        area = ("area not modelled (no area: section)" if a is None else
+                f"{a['total']:.3f} mm^2 (PE array {a['pe_array']:.3f}, SRAM {a['sram']:.3f}, other {a['overhead']:.3f})")
+        e = b["efficiency"]
+        tpw = "n/a" if e["achieved_tops_per_w"] is None else f"{e['achieved_tops_per_w']:.3f}"
+        lines.append(f"  {b['name']}: {b['array']} PEs, {b['node_nm']:g} nm {b['vdd']:g} V, {area}; peak "
+                     f"{e['peak_tops']:.4g} TOPS, {e['peak_core_tops_per_w']:.3f} TOPS/W core; {b['achieved_by']} "
+                     f"{tpw} TOPS/W")
+    ref = s["reference_arch"]["name"]
+    for mode, v in h["speedup_vs_ref_by_normalisation"].items():
+        if v["speedup_vs_ref"] is None:
+            lines.append(f"  vs {ref} at {mode}: n/a ({v['note']})")
+            continue
+        stages = ", ".join("n/a" if x is None else f"{x:.3f}" for x in v["stage_speedup_vs_ref"])
+        lines.append(f"  vs {ref} at {mode}: {v['speedup_vs_ref']:.3f}x in total, per stage {stages} ({v['note']})")
+    return lines

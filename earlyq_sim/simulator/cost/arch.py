@@ -127,6 +127,33 @@ class EnergySpec:
 
 
 @dataclass(frozen=True)
+class TechnologySpec:
+    """The design's node and supply, and those every energy and area constant of the spec is
+    stated at (``technology.py`` scales between them; factors computed when the spec is read)."""
+
+    node_nm: float = 45.0
+    vdd: float = 0.9  # V
+    tables_nm: float = 45.0
+    tables_vdd: float = 0.9  # V
+    area_factor: float = 1.0  # tables_nm -> node_nm
+    energy_factor: float = 1.0  # (tables_nm, tables_vdd) -> (node_nm, vdd); leakage too
+
+
+@dataclass(frozen=True)
+class AreaSpec:
+    """Area constants at ``technology.tables_nm`` (``area.py``): a PE is ``pe_fixed_um2`` plus
+    ``pe_unit_um2`` per unit its PE type counts (lanes, BitBricks); buffers are built of SRAM
+    banks of ``sram_bank_kib`` KiB, ``sram_bank_mm2`` each; ``overhead_mm2`` is the rest."""
+
+    pe_unit_um2: float
+    sram_bank_mm2: float
+    sram_bank_kib: float = 16.0
+    pe_fixed_um2: float = 0.0
+    overhead_mm2: float = 0.0
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class ArchSpec:
     name: str
     description: str
@@ -142,6 +169,8 @@ class ArchSpec:
     mapping: MappingSpec = MappingSpec()
     memory: MemorySpec = MemorySpec()
     fusion: FusionSpec = FusionSpec()
+    technology: TechnologySpec = TechnologySpec()
+    area: AreaSpec | None = None  # None: the spec has no area section (area not modelled)
     source: str = ""  # file the spec was read from
 
     def with_fixed_schedule(self, blocking: bool) -> "ArchSpec":
@@ -304,13 +333,48 @@ def parse_arch(data, src: str) -> ArchSpec:
         e.get("dram_pj_per_byte", float, lo=0.0, hi=1e7), e.get("leakage_mw", float, lo=0.0, hi=1e6),
         e.get("source", str, default=""))
     e.done()
+    technology, area = _read_technology(top), _read_area(top)
     spec = ArchSpec(
         name=top.get("name", str), description=top.get("description", str, default=""),
         normalisation=top.get("normalisation", str, default=""),
         clock_mhz=top.get("clock_mhz", float, lo=1e-3, hi=1e5), array=array, pe=pe, buffers=buffers,
         dram_bytes_per_cycle=dram_bw, vector_elems_per_cycle=vec, accumulator=acc, energy=energy,
-        mapping=mapping, memory=memory, fusion=fusion, source=src)
+        mapping=mapping, memory=memory, fusion=fusion, technology=technology, area=area, source=src)
     top.done()
+    return spec
+
+
+def _read_technology(top: _Reader) -> TechnologySpec:
+    """``technology:`` (optional): node and supply of the design and of the spec's tables."""
+    from earlyq_sim.simulator.cost import technology as tech
+
+    if "technology" not in top.data:
+        top.used.add("technology")
+        return TechnologySpec()
+    t = top.section("technology")
+    node = t.get("node_nm", float, default=45.0, lo=tech.MIN_NM, hi=tech.MAX_NM)
+    tables = t.get("tables_nm", float, default=45.0, lo=tech.MIN_NM, hi=tech.MAX_NM)
+    vdd = t.get("vdd", float, default=0.9, lo=0.3, hi=1.5)
+    tables_vdd = t.get("tables_vdd", float, default=0.9, lo=0.3, hi=1.5)
+    t.done()
+    try:
+        ef = tech.energy_factor(tables, tables_vdd, node, vdd)
+    except ValueError as e:
+        raise t.err("vdd", str(e)) from None
+    return TechnologySpec(node, vdd, tables, tables_vdd, tech.area_factor(tables, node), ef)
+
+
+def _read_area(top: _Reader) -> AreaSpec | None:
+    """``area:`` (optional): per-PE, SRAM and fixed area constants at ``technology.tables_nm``."""
+    if "area" not in top.data:
+        top.used.add("area")
+        return None
+    a = top.section("area")
+    spec = AreaSpec(a.get("pe_unit_um2", float, lo=1e-3, hi=1e9), a.get("sram_bank_mm2", float, lo=1e-9, hi=1e4),
+                    a.get("sram_bank_kib", float, default=16.0, lo=1e-3, hi=1e7),
+                    a.get("pe_fixed_um2", float, default=0.0, lo=0.0, hi=1e9),
+                    a.get("overhead_mm2", float, default=0.0, lo=0.0, hi=1e6), a.get("source", str, default=""))
+    a.done()
     return spec
 
 

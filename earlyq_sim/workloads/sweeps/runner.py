@@ -27,6 +27,7 @@ import pandas as pd
 
 from earlyq_sim.errors import UserError
 from earlyq_sim.atomic_io import write_json, write_table
+from earlyq_sim.simulator.cost.area import arch_area
 from earlyq_sim.simulator.cost.schedule_cost import compare_totals, step_cost
 from earlyq_sim.schedule import PrecisionSchedule
 from earlyq_sim.workloads.sweeps.parts import (SweepLock, clean_temps, done_keys, part_name, remove_parts,
@@ -80,6 +81,7 @@ def point_key(spec: SweepSpec, model: str, variant: ArchVariant, entry: Schedule
 
     ident = {"sweep": SWEEP_VERSION, "tracer": TRACER_VERSION, "model": model, "arch_base": variant.base,
              "overrides": [[p, v] for p, v in variant.overrides], "arch": arch_to_dict(variant.spec),
+             **({} if variant.normalise == "as-specified" else {"normalise": variant.normalise}),
              "ref": arch_to_dict(spec.ref_arch), "schedule": entry.build(steps).to_dict(),
              "entry": dataclasses.asdict(entry), "baseline": spec.baseline, "batch": spec.batch, "cfg": spec.cfg}
     text = json.dumps(ident, sort_keys=True, default=str)
@@ -141,6 +143,8 @@ def point_row(point: SweepPoint, ops: pd.DataFrame, ctx: _Context, cache: StepCa
     row = {"point_key": point.key, "model": point.model, "arch": point.arch.base}
     # list values (pe.fusion_widths) as JSON text: one plain column type in CSV and Parquet
     row.update({f: json.dumps(list(v)) if isinstance(v, (list, tuple)) else v for f, v in point.arch.overrides})
+    row.update({"normalise": point.arch.normalise, "pe_rows": arch.array.rows, "pe_cols": arch.array.cols,
+                "area_mm2": arch_area(arch).total_mm2 if arch.area is not None else math.nan})
     row.update({"schedule": sched.label, "weight_bits": sched.weight_bits, "early_bits": e.early_bits,
                 "boundary": math.nan if e.boundary is None else e.boundary, "late_bits": e.late_bits,
                 "prob_bits": sched.prob_bits, "num_steps": steps, "batch": ctx.batch, "cfg": ctx.cfg,
@@ -191,7 +195,8 @@ def _chunks(points: list[SweepPoint], size: int) -> list[list[SweepPoint]]:
 
 def _order(df: pd.DataFrame, ctx: _Context) -> pd.DataFrame:
     """A fixed column order and dtypes, whatever the part files held."""
-    lead = ["point_key", "model", "arch", *ctx.override_fields, "schedule", "weight_bits", "early_bits",
+    lead = ["point_key", "model", "arch", *ctx.override_fields, "normalise", "pe_rows", "pe_cols", "area_mm2",
+            "schedule", "weight_bits", "early_bits",
             "boundary", "late_bits", "prob_bits", "num_steps", "batch", "cfg", "baseline", "n_stages"]
     n = int(df["n_stages"].max()) if len(df) else 0
     stage = [f"stage{i}_{c}" for i in range(n) for c in ("act_bits", "steps", "latency_ms", "speedup")]

@@ -39,18 +39,20 @@ from earlyq_sim.simulator.cost.arch import ArchSpec, load_arch, parse_arch
 from earlyq_sim.simulator.cost.pe_types import pe_type, pe_type_names
 from earlyq_sim.schedule import PrecisionSchedule, check_bits
 
-TOP_FIELDS = ("name", "models", "archs", "overrides", "schedules", "baseline", "steps", "batch", "cfg",
+TOP_FIELDS = ("name", "models", "archs", "overrides", "normalise", "schedules", "baseline", "steps", "batch", "cfg",
               "ref_arch", "chunk_size")
 TWO_STAGE_FIELDS = ("early_bits", "boundary", "late_bits", "weight_bits", "prob_bits")
 #: YAML spellings of top-level ArchSpec fields
 ALIASES = {"dram.bytes_per_cycle": "dram_bytes_per_cycle", "vector.elems_per_cycle": "vector_elems_per_cycle"}
 _NOT_SWEEPABLE = ("name", "description", "normalisation", "source")
+_COMPUTED = ("source", "area_factor", "energy_factor")  # nested fields derived when a spec is read
 
 
 class _NESTED:  # ArchSpec field -> its nested spec class (pe: fields from the PE-type registry)
     array, buffers = _arch.ArraySpec, _arch.BufferSpec
     accumulator, energy = _arch.AccumulatorSpec, _arch.EnergySpec
     mapping, memory, fusion = _arch.MappingSpec, _arch.MemorySpec, _arch.FusionSpec
+    technology, area = _arch.TechnologySpec, _arch.AreaSpec
 
 
 def pe_fields(type_name: str) -> tuple[str, ...]:
@@ -71,7 +73,7 @@ def override_paths() -> tuple[str, ...]:
         elif sub is None:
             out.append(f.name)
         else:
-            out += [f"{f.name}.{g.name}" for g in dataclasses.fields(sub) if g.name != "source"]
+            out += [f"{f.name}.{g.name}" for g in dataclasses.fields(sub) if g.name not in _COMPUTED]
     return tuple(out)
 
 
@@ -103,7 +105,8 @@ class ArchVariant:
 
     base: str  # the name or path written in the sweep file
     overrides: tuple[tuple[str, object], ...]  # (dotted path, value), in spec order
-    spec: ArchSpec
+    spec: ArchSpec  # overrides applied, then resized by ``normalise``
+    normalise: str = "as-specified"  # a normalisation name (``simulator/cost/normalise.py``)
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ def arch_to_dict(spec: ArchSpec) -> dict:
         "accumulator": dataclasses.asdict(spec.accumulator), "energy": dataclasses.asdict(spec.energy),
         "mapping": dataclasses.asdict(spec.mapping), "memory": dataclasses.asdict(spec.memory),
         "fusion": dataclasses.asdict(spec.fusion),
+        "technology": {k: v for k, v in dataclasses.asdict(spec.technology).items() if k not in _COMPUTED},
+        **({} if spec.area is None else {"area": dataclasses.asdict(spec.area)}),
     }
 
 
@@ -155,6 +160,8 @@ def apply_overrides(spec: ArchSpec, overrides, src: str) -> ArchSpec:
                     raise UserError(f"{src}: overrides.{path}: arch {spec.name!r} (pe.type {spec.pe.type}) does not "
                                     f"use it; allowed pe fields for it: {', '.join(pe_fields(spec.pe.type))}")
                 spec = dataclasses.replace(spec, pe=spec.pe.replace(**{leaf: value}))
+            elif getattr(spec, head) is None:
+                raise UserError(f"{src}: overrides.{path}: arch {spec.name!r} has no {head}: section to override")
             else:
                 spec = dataclasses.replace(spec, **{head: dataclasses.replace(getattr(spec, head), **{leaf: value})})
         else:
@@ -248,8 +255,14 @@ def _read_schedules(data, src) -> tuple[ScheduleEntry, ...]:
     return tuple(out)
 
 
-def _read_archs(data, src) -> tuple[tuple[ArchVariant, ...], tuple[str, ...]]:
+def _read_archs(data, src, ref: ArchSpec) -> tuple[tuple[ArchVariant, ...], tuple[str, ...]]:
+    from earlyq_sim.simulator.cost.normalise import NORMALISATIONS, normalise
+
     bases = _str_list(data, "archs", src)
+    modes = _str_list(data, "normalise", src, default=("as-specified",))
+    for m in modes:
+        if m not in NORMALISATIONS:
+            raise UserError(f"{src}: normalise: {m!r} is unknown; allowed {' | '.join(NORMALISATIONS.names())}")
     ov = data.get("overrides") or {}
     if not isinstance(ov, dict):
         raise UserError(f"{src}: overrides: expected a mapping of dotted arch fields to value lists, "
@@ -276,7 +289,12 @@ def _read_archs(data, src) -> tuple[tuple[ArchVariant, ...], tuple[str, ...]]:
             raise UserError(f"{src}: archs: {e}") from None
         for combo in itertools.product(*grids):
             pairs = tuple(zip(fields, combo))
-            variants.append(ArchVariant(base, pairs, apply_overrides(spec, pairs, src) if pairs else spec))
+            written = apply_overrides(spec, pairs, src) if pairs else spec
+            for m in modes:
+                try:
+                    variants.append(ArchVariant(base, pairs, normalise(written, ref, m)[0], m))
+                except UserError as e:
+                    raise UserError(f"{src}: normalise: {m} of {base} {dict(pairs)}: {e}") from None
     return tuple(variants), tuple(fields)
 
 
@@ -295,7 +313,12 @@ def parse_sweep(data, src: str = "<dict>") -> SweepSpec:
             resolve_model(m)
         except UserError as e:
             raise UserError(f"{src}: models: {e}") from None
-    archs, fields = _read_archs(data, src)
+    ref_name = data.get("ref_arch", "int8-systolic")
+    try:
+        ref = load_arch(ref_name)
+    except UserError as e:
+        raise UserError(f"{src}: ref_arch: {e}") from None
+    archs, fields = _read_archs(data, src, ref)
     schedules = _read_schedules(data, src)
     baseline = data.get("baseline", "W8A8")
     try:
@@ -309,11 +332,6 @@ def parse_sweep(data, src: str = "<dict>") -> SweepSpec:
     cfg = data.get("cfg", False)
     if not isinstance(cfg, bool):
         raise UserError(f"{src}: cfg: {cfg!r} is not allowed; allowed true | false")
-    ref_name = data.get("ref_arch", "int8-systolic")
-    try:
-        ref = load_arch(ref_name)
-    except UserError as e:
-        raise UserError(f"{src}: ref_arch: {e}") from None
     chunk = _int(data.get("chunk_size", 64), src, "chunk_size", 1, 1_000_000)
     name = data.get("name", Path(src).stem if src != "<dict>" else "sweep")
     if not isinstance(name, str):

@@ -385,3 +385,18 @@ def test_equivalent_schedules_are_one_point():
     assert [p.key for p in sw.expand_points(one)] == [p.key for p in sw.expand_points(two)]
     with pytest.raises(UserError, match=r"schedules: W8A8 is listed twice; allowed each schedule once"):
         parse_sweep(_spec(schedules=["W8A8", "a8@0-1,w8"]))
+
+
+def test_normalise_is_a_sweep_axis_with_area_columns(tmp_path):
+    from earlyq_sim.simulator.cost.area import arch_area
+
+    spec = _spec(archs=["stripes"], overrides={}, normalise=["as-specified", "iso-area"], schedules=["W8A4"])
+    s = parse_sweep(spec)
+    assert [v.normalise for v in s.archs] == ["as-specified", "iso-area"]
+    df = sw.run_sweep(spec, tmp_path / "o", progress=False)
+    plain, iso = (df[df["normalise"] == m].iloc[0] for m in ("as-specified", "iso-area"))
+    assert (plain["pe_rows"], plain["pe_cols"]) == (32, 32) and iso["pe_rows"] * iso["pe_cols"] < 1024
+    assert iso["area_mm2"] == pytest.approx(arch_area(s.archs[1].spec).total_mm2)
+    assert iso["speedup_vs_ref"] < plain["speedup_vs_ref"]
+    with pytest.raises(UserError, match=r"<dict>: normalise: 'iso-power' is unknown; allowed as-specified \| "):
+        parse_sweep(_spec(normalise=["iso-power"]))

@@ -39,6 +39,11 @@ class PEType:
     def check(self, params: dict, err) -> None:
         """Cross-field checks after each field was read; ``err(field, msg)`` builds the error."""
 
+    def area_units(self, pe) -> int:
+        """Units of datapath one PE replicates, each ``area.pe_unit_um2`` (``area.py``): its
+        lanes by default; a type whose PE is built of other blocks (BitBricks) says so."""
+        return int(getattr(pe, "lanes", 1))
+
     def factors(self, pe, x: np.ndarray, y: np.ndarray, swappable: np.ndarray):
         """Analytical bit scaling, int64 arrays in (broadcast), five int64 arrays out:
         ``(slot, lanes, chunks_x, chunks_y, steps)``: cycles per streamed slot, streamed vectors

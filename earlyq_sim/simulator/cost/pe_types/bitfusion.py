@@ -29,6 +29,9 @@ class BitFusion(PEType):
                                        f"bricks; allowed widths whose square fits bricks={params['bricks']}")
         params["fusion_widths"] = tuple(widths)
 
+    def area_units(self, pe):
+        return int(pe.bricks)  # a fusion unit's area is its BitBricks with their shift-add share
+
     def factors(self, pe, x, y, swappable):
         widths = np.asarray(pe.fusion_widths, dtype=np.int64)
         wmax = int(widths[-1])
