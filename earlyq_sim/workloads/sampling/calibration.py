@@ -17,6 +17,7 @@ written atomically; loading checks model and schedule.
 from __future__ import annotations
 
 import json
+import re
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,8 +158,7 @@ def load_calibration(path: str | os.PathLike, qmodel, schedule: PrecisionSchedul
             arr = f.get_tensor("ranges")
     except Exception as e:  # noqa: BLE001 - any parse failure is the user's file
         raise UserError(f"calibration file {path}: not a calibration file ({type(e).__name__})") from None
-    if meta.get("format") != FORMAT:
-        raise UserError(f"calibration file {path}: field format is {meta.get('format')!r}; expected {FORMAT}")
+    _check_meta(meta, arr, path)
     if meta["fingerprint"] != qmodel.fingerprint:
         raise UserError(f"calibration file {path}: field fingerprint {meta['fingerprint']} does not match "
                         f"this model ({qmodel.fingerprint}); it was calibrated for another model or checkpoint")
@@ -177,3 +177,39 @@ def load_calibration(path: str | os.PathLike, qmodel, schedule: PrecisionSchedul
     qmodel.set_keep(schedule)
     apply_calibration(qmodel, res)
     return res
+
+
+#: the metadata fields a calibration file must hold, and their JSON types
+META_FIELDS = {"format": str, "fingerprint": str, "schedule": dict, "steps": list, "settings": dict, "keys": list}
+
+
+def _check_meta(meta, arr, path) -> None:
+    """Every metadata field present with its type, ranges finite and one (lo, hi) pair per key:
+    a hand-edited or truncated file is a one-line error naming the field, never a KeyError."""
+    if not isinstance(meta, dict):
+        raise UserError(f"calibration file {path}: metadata is {type(meta).__name__}; expected a JSON object "
+                        f"with fields {', '.join(META_FIELDS)}")
+    for field, kind in META_FIELDS.items():
+        if field not in meta:
+            raise UserError(f"calibration file {path}: field {field} is missing; a calibration file holds "
+                            f"{', '.join(META_FIELDS)} (write it with `earlyq-sim calibrate`)")
+        if not isinstance(meta[field], kind):
+            raise UserError(f"calibration file {path}: field {field} is {type(meta[field]).__name__}; "
+                            f"expected {kind.__name__}")
+    if meta["format"] != FORMAT:
+        raise UserError(f"calibration file {path}: field format is {meta['format']!r}; expected {FORMAT}")
+    if "out_bits" not in meta["settings"]:
+        raise UserError(f"calibration file {path}: field settings.out_bits is missing")
+    bad = [k for k in meta["keys"] if not isinstance(k, str) or not re.fullmatch(r".+\|-?\d+\|\d+", k)]
+    if bad or len(set(meta["keys"])) != len(meta["keys"]):
+        raise UserError(f"calibration file {path}: field keys must be distinct 'layer|slot|bits' names"
+                        + (f"; got {str(bad[0])[:40]!r}" if bad else "; got a repeat"))
+    if tuple(arr.shape) != (len(meta["keys"]), 2):
+        raise UserError(f"calibration file {path}: tensor ranges has shape {tuple(arr.shape)}; expected "
+                        f"({len(meta['keys'])}, 2), one (lo, hi) per key")
+    if not bool(torch.isfinite(arr).all()) or bool((arr[:, 0] > arr[:, 1]).any()):
+        raise UserError(f"calibration file {path}: tensor ranges holds a non-finite or inverted (lo > hi) range")
+    try:
+        PrecisionSchedule.from_dict(meta["schedule"])
+    except Exception as e:  # noqa: BLE001 - a malformed schedule is the file's fault
+        raise UserError(f"calibration file {path}: field schedule is malformed ({type(e).__name__})") from None

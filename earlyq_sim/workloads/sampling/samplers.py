@@ -28,6 +28,16 @@ def image_generators(seed: int, start: int, stop: int) -> list[torch.Generator]:
     return gens
 
 
+def set_steps(sched, sampler: str, num_steps: int) -> None:
+    """``sched.set_timesteps`` with the step count checked first: a scheduler cannot take more
+    steps than the model was trained with (one line naming both, not diffusers' traceback)."""
+    train = int(sched.config.num_train_timesteps)
+    if num_steps > train:
+        raise UserError(f"sampling: --steps {num_steps} is more than the {train} steps the model's {sampler} "
+                        f"scheduler was trained with; allowed 1..{train}")
+    sched.set_timesteps(num_steps)
+
+
 def stage_index_per_step(schedule: PrecisionSchedule) -> list[int]:
     """Interval (stage) index of every step 0..T-1."""
     out: list[int] = []
@@ -48,7 +58,7 @@ def run_sampler(unet, n: int, seed: int, sampler: str = "ddim", num_steps: int =
         with_eta = ", ".join(s.name for s in SAMPLERS.values() if s.takes_eta)
         raise UserError(f"sampling: eta applies to {with_eta} only; use eta=0 with sampler {sampler!r}")
     sched = make_scheduler(sampler, scheduler_config)
-    sched.set_timesteps(num_steps)
+    set_steps(sched, sampler, num_steps)
     c, size = int(unet.config.in_channels), unet.config.sample_size
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     outs = []

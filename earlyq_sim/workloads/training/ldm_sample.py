@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from earlyq_sim.errors import UserError
-from earlyq_sim.workloads.sampling.samplers import image_generators
+from earlyq_sim.workloads.sampling.samplers import image_generators, set_steps
 from earlyq_sim.workloads.training.ldm_models import UNET_CONFIG, read_json_config
 
 
@@ -45,7 +45,7 @@ def sample_ldm(unet, ae, cond, labels, scaling_factor: float, seed: int = 0, num
     if int(labels.min()) < 0 or int(labels.max()) >= cond.num_classes:
         raise UserError(f"sample_ldm: labels must lie in 0..{cond.num_classes - 1}")
     sched = DDIMScheduler.from_config(dict(scheduler_config or extra["scheduler"]))
-    sched.set_timesteps(num_steps)
+    set_steps(sched, "ddim", num_steps)
     c, size = int(unet.config.in_channels), unet.config.sample_size
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     images, latents = [], []

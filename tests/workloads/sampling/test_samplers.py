@@ -173,3 +173,65 @@ def test_non_finite_model_output_stops_sampling_naming_the_step():
         bad.conv_out.weight.fill_(float("nan"))
     with pytest.raises(UserError, match=r"sampling: step 0 of 3 \(timestep \d+\): non-finite values"):
         run_sampler(bad, 2, 0, "ddim", 3, 2, progress=False)
+
+
+def _rewrite(src, dst, meta_change=None, ranges=None):
+    """A copy of calibration file ``src`` with its metadata or ranges tensor changed."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(src), framework="pt") as f:
+        meta = json.loads(f.metadata()["meta"])
+        arr = f.get_tensor("ranges")
+    if meta_change is not None:
+        meta = meta_change(meta)
+    save_file({"ranges": arr if ranges is None else ranges(arr)}, str(dst), metadata={"meta": json.dumps(meta)})
+    return dst
+
+
+def _drop(field):
+    return lambda m: {k: v for k, v in m.items() if k != field}
+
+
+def _set(field, value):
+    return lambda m: {**m, field: value}
+
+
+BAD_CALIBRATION = [
+    *[(f"missing {f}", _drop(f), None, f"field {f} is missing")
+      for f in ("format", "fingerprint", "schedule", "steps", "settings", "keys")],
+    *[(f"{f} wrong type", _set(f, v), None, f"field {f} is {type(v).__name__}; expected")
+      for f, v in (("fingerprint", 12), ("schedule", "a4"), ("steps", {}), ("settings", []), ("keys", "x"))],
+    ("meta a list", lambda m: [m], None, "metadata is list"),
+    ("format", _set("format", "v0"), None, "field format is 'v0'"),
+    ("no out_bits", lambda m: {**m, "settings": {}}, None, "settings.out_bits is missing"),
+    ("malformed key", lambda m: {**m, "keys": ["conv_in"] + m["keys"][1:]}, None, "keys must be distinct"),
+    ("repeated key", lambda m: {**m, "keys": [m["keys"][0]] * len(m["keys"])}, None, "got a repeat"),
+    ("short ranges", None, lambda a: a[:-1], "tensor ranges has shape"),
+    ("nan range", None, lambda a: torch.where(torch.arange(a.numel()).reshape(a.shape) == 0, float("nan"), a),
+     "non-finite or inverted"),
+    ("inverted range", None, lambda a: a.flip(1) + torch.tensor([1.0, 0.0], dtype=a.dtype), "non-finite or inverted"),
+    ("malformed schedule", lambda m: {**m, "schedule": {"x": 1}}, None, "field schedule is malformed"),
+]
+
+
+@pytest.mark.parametrize("name,meta,ranges,msg", BAD_CALIBRATION, ids=[c[0] for c in BAD_CALIBRATION])
+def test_a_tampered_calibration_file_is_one_line_naming_the_field(calib, unet, tmp_path, name, meta, ranges, msg):
+    qm, path = calib
+    bad = _rewrite(path, tmp_path / "bad.safetensors", meta, ranges)
+    with pytest.raises(UserError, match=msg) as e:
+        load_calibration(bad, qm, SCHED)
+    assert "\n" not in str(e.value) and str(bad) in str(e.value)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_more_steps_than_the_scheduler_was_trained_with_is_one_line(unet, sampler):
+    from earlyq_sim.workloads.sampling.samplers import run_sampler
+
+    with pytest.raises(UserError, match=rf"--steps 1001 is more than the 1000 steps the model's {sampler} scheduler "
+                                        r"was trained with; allowed 1\.\.1000"):
+        run_sampler(unet, 1, 0, sampler, num_steps=1001, progress=False)
+    with pytest.raises(UserError, match="more than the 50 steps"):
+        run_sampler(unet, 1, 0, sampler, num_steps=51, scheduler_config={"num_train_timesteps": 50}, progress=False)
