@@ -58,12 +58,29 @@ def check_out_dir(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"--out {path}: exists and is not a folder; allowed a folder path")
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"--out {path}: {parent} is not a writable folder")
+    _check_writable(path if path.exists() else path.parent, path)
     return path
+
+
+def check_out_file(path: str | os.PathLike) -> Path:
+    """Refuse an output file that cannot be written, before any work starts (one-line error)."""
+    from earlyq_sim.errors import UserError
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--out {path}: is a folder; allowed a file path")
+    _check_writable(path.parent, path)
+    return path
+
+
+def _check_writable(folder: Path, path: Path) -> None:
+    """The nearest existing folder at or above ``folder`` must be a writable folder."""
+    from earlyq_sim.errors import UserError
+
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"--out {path}: {folder} is not a writable folder")
 
 
 @contextmanager

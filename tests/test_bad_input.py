@@ -181,3 +181,67 @@ def test_a_sharded_index_cannot_point_outside_the_model_folder(tmp_path, index, 
     (d / "diffusion_pytorch_model.safetensors.index.json").write_text(index)
     with pytest.raises(UserError, match=match):
         load_unet(str(d))
+
+
+# --- output paths are checked before any work -------------------------------------------------
+def _out_cases():
+    """(command args with {out}, kind of --out) for every command that writes."""
+    return [
+        (["run", "--arch", "stripes", "--model", "ddpm-cifar10", "--out", "{out}"], "dir"),
+        (["sample", "--n", "1", "--out", "{out}"], "dir"),
+        (["calibrate", "--n", "1", "--out", "{out}"], "file"),
+        (["search", "--threshold", "5", "--out", "{out}"], "dir"),
+        (["export", "--model", "ddpm-cifar10", "--format", "zigzag", "--out", "{out}"], "dir"),
+        (["trace", "--model", "ddpm-cifar10", "--out", "{out}"], "dir"),
+        (["sweep", "{spec}", "--out", "{out}"], "dir"),
+    ]
+
+
+# a folder output may not be a file and a file output may not be a folder; neither may sit under a file
+OUT_CASES = [(args, kind, bad) for args, kind in _out_cases()
+             for bad in (("is_file", "under_file") if kind == "dir" else ("is_dir", "under_file"))]
+
+
+@pytest.mark.parametrize("args,kind,bad", OUT_CASES, ids=[f"{a[0]}-{b}" for a, _, b in OUT_CASES])
+def test_an_unusable_out_path_is_refused_before_any_work(tmp_path, run_cli, monkeypatch, args, kind, bad):
+    import earlyq_sim.models.loader as loader
+    import earlyq_sim.simulator.cost.tracer as tracer
+
+    def no_work(*a, **k):
+        raise AssertionError("work started before --out was checked")
+
+    monkeypatch.setattr(loader, "load_unet", no_work)
+    monkeypatch.setattr(tracer, "trace_model", no_work)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    out = {"is_file": blocker, "under_file": blocker / "sub", "is_dir": tmp_path}[bad]
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"models": ["ddpm-cifar10"], "archs": ["stripes"], "schedules": ["W8A8"]}))
+    code, _, err = run_cli([a.format(out=out, spec=spec) for a in args])
+    assert code == 2, err
+    # click's own path check or ours: either way one line naming --out
+    assert err.startswith("error: ") and "--out" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("spec,n", [
+    ({"models": ["ddpm-cifar10"], "archs": ["stripes"], "overrides": {"array.rows": list(range(1, 101)),
+      "array.cols": list(range(1, 101)), "clock_mhz": list(range(100, 301))}, "schedules": ["W8A8"]}, 2_010_000),
+    ({"models": ["ddpm-cifar10"], "archs": ["stripes", "loom"], "schedules": [
+        {"two_stage": {"early_bits": list(range(1, 17)), "boundary": [i / 1000 for i in range(1001)],
+                       "late_bits": list(range(1, 17)), "weight_bits": list(range(1, 17))}}]}, 2 * 16 ** 3 * 1001),
+])
+def test_a_grid_above_the_point_limit_is_refused_before_building_it(tmp_path, run_cli, spec, n):
+    import time
+
+    from earlyq_sim.workloads.sweeps.spec import grid_size, parse_sweep
+
+    assert grid_size(spec) == n
+    t0 = time.perf_counter()
+    with pytest.raises(UserError, match=rf"<dict>: the grid has {n:,} points, above the limit of 1,000,000; "
+                                        rf"allowed: fewer values, or pass --max-points {n}"):
+        parse_sweep(spec)
+    assert time.perf_counter() - t0 < 5  # counted, not built (building takes minutes)
+    p = tmp_path / "big.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    code, _, err = run_cli(["sweep", str(p), "--out", str(tmp_path / "o"), "--max-points", "10"])
+    assert code == 2 and "above the limit of 10;" in err and err.count("\n") == 1

@@ -48,7 +48,8 @@ def register(cli, schedule_options) -> None:
     @schedule_options
     @click.option("--n", "n_images", type=T.IMAGES, default=64, show_default=True, help="Images to generate.")
     @click.option("--seed", type=T.SEED, default=0, show_default=True, help="Seed of the first image.")
-    @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
+    @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+                  help="Folder for samples.png, samples.npy and sample.json.")
     @click.option("--full-precision", is_flag=True, help="Float32 sampling, no quantization.")
     @click.option("--mode", type=click.Choice(["int", "fake"]), default="int", show_default=True,
                   help="Bit-accurate integer emulation or fake quantization (float compute).")
@@ -73,8 +74,13 @@ def register(cli, schedule_options) -> None:
 
         from earlyq_sim.workloads.quality.evaluate import set_threads
 
+        from earlyq_sim.atomic_io import check_out_dir
+
         if n_images < 1:
             raise UserError(f"--n: {n_images} must be >= 1")
+        check_out_dir(out_dir)  # before minutes of sampling, not after
+        if calibration is not None and not Path(calibration).is_file():
+            raise UserError(f"--calibration {calibration}: file not found")
         set_threads(threads)
         sch = _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps)
         unet = load_unet(model)
@@ -84,8 +90,6 @@ def register(cli, schedule_options) -> None:
             t0 = time.perf_counter()
             imgs = run_sample(unet, None, n_images, seed, sampler, sch.num_steps, batch_size, eta, cfg)
         else:
-            if calibration is not None and not Path(calibration).is_file():
-                raise UserError(f"--calibration {calibration}: file not found")
             qm = quantize_and_calibrate(unet, sch, n_calib=calib_n, range_mode=range_mode, sampler=sampler, eta=eta,
                                         batch_size=batch_size, scheduler_config=cfg, load=calibration, engine=engine)
             qm.qstate.engine_calls.clear()
@@ -125,6 +129,9 @@ def register(cli, schedule_options) -> None:
         from earlyq_sim.workloads.sampling.prepare import quantize_and_calibrate
         from earlyq_sim.workloads.quality.evaluate import scheduler_config_for, set_threads
 
+        from earlyq_sim.atomic_io import check_out_file
+
+        check_out_file(out_file)
         set_threads(threads)
         sch = _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps)
         quantize_and_calibrate(load_unet(model), sch, n_calib=calib_n, calib_steps=calib_steps, range_mode=range_mode,
@@ -156,8 +163,9 @@ def register(cli, schedule_options) -> None:
     @click.option("--arch", default="int8-systolic", show_default=True, help="Arch whose array/buffers configure the export.")
     @schedule_options
     @click.option("--batch", type=T.BATCH, default=1, show_default=True, help="Samples per UNet call.")
-    @click.option("--cfg/--no-cfg", default=False)
-    @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
+    @click.option("--cfg/--no-cfg", default=False, help="Classifier-free guidance (doubles the UNet batch).")
+    @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+                  help="Folder for the exported files (one workload per precision stage).")
     def export(model, fmt, arch, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps,
                batch, cfg, out_dir):
         """Export traced conv/GEMM layers as a SCALE-Sim topology+config or a ZigZag workload per stage."""
@@ -165,10 +173,12 @@ def register(cli, schedule_options) -> None:
         from earlyq_sim.simulator.cost.exports.scalesim import export_scalesim
         from earlyq_sim.simulator.cost.exports.zigzag import export_zigzag
         from earlyq_sim.simulator.cost.tracer import trace_model
+        from earlyq_sim.atomic_io import check_out_dir
 
+        check_out_dir(out_dir)
+        spec = load_arch(arch)  # a bad spec is an error before the trace, not after it
         trace = trace_model(model, batch=batch, cfg=cfg)
         sch = _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps)
-        spec = load_arch(arch)
         if fmt == "scalesim":
             res = export_scalesim(trace, spec, out_dir, schedule=sch)
         else:
@@ -179,13 +189,16 @@ def register(cli, schedule_options) -> None:
     @cli.command()
     @click.option("--model", required=True, help="Built-in model name or local diffusers UNet folder.")
     @click.option("--batch", type=T.BATCH, default=1, show_default=True, help="Samples per UNet call.")
-    @click.option("--cfg/--no-cfg", default=False)
+    @click.option("--cfg/--no-cfg", default=False, help="Classifier-free guidance (doubles the UNet batch).")
     @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
                   help="Write the op table (CSV/Parquet) and graph edges (JSON) here.")
     def trace(model, batch, cfg, out_dir):
         """Trace a UNet into its op table; print params and MACs by op kind."""
-        from earlyq_sim.atomic_io import write_json, write_table
+        from earlyq_sim.atomic_io import check_out_dir, write_json, write_table
         from earlyq_sim.simulator.cost.tracer import trace_model
+
+        if out_dir:
+            check_out_dir(out_dir)
 
         t = trace_model(model, batch=batch, cfg=cfg)
         ops = t.ops

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -52,8 +51,10 @@ def search(threshold, model, grid, min_bits, late_bits, weight_bits, keep, prob_
     ptok = ""
     if prob_bits is not None:
         ptok = f"p{check_bits(prob_bits, '--prob-bits')}"
+    from earlyq_sim.atomic_io import check_out_dir
+
+    out = check_out_dir(out_dir)  # before minutes of sampling, not after
     set_threads(threads)
-    out = Path(out_dir)
     bench = QualityBench(out / "search.csv", model=model, n=n_images, steps=num_steps, calib_n=calib_n,
                          progress=False)
     res, base = search_on_bench(

@@ -14,12 +14,17 @@ import click
 @click.option("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786 (with --executor dask).")
 @click.option("--no-resume", is_flag=True, help="Discard part files of an earlier run in --out and start over.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def sweep_command(spec, out_dir, executor, scheduler, no_resume, no_progress):
+@click.option("--max-points", type=click.IntRange(1, 10 ** 12), default=1_000_000, show_default=True,
+              help="Refuse a grid with more points than this (counted before any work).")
+def sweep_command(spec, out_dir, executor, scheduler, no_resume, no_progress, max_points):
     """Cost every point of a sweep SPEC (YAML: models x archs x arch overrides x schedules)."""
+    from earlyq_sim.atomic_io import check_out_dir
     from earlyq_sim.workloads.sweeps.runner import run_sweep
 
+    check_out_dir(out_dir)
+
     df = run_sweep(spec, out_dir, executor=executor, scheduler=scheduler, resume=not no_resume,
-                   progress=not no_progress)
+                   progress=not no_progress, max_points=max_points)
     s = df.attrs["sweep"]
     click.echo(f"{s['points']} points ({s['skipped']} already done, {s['computed']} computed, "
                f"{s['evaluations']} step evaluations) in {s['seconds']:.1f} s")

@@ -32,7 +32,8 @@ from earlyq_sim.simulator.cost.schedule_cost import compare_totals, step_cost
 from earlyq_sim.schedule import PrecisionSchedule
 from earlyq_sim.workloads.sweeps.parts import (SweepLock, clean_temps, done_keys, part_name, remove_parts,
                                               verified_parts, write_part)
-from earlyq_sim.workloads.sweeps.spec import ArchVariant, ScheduleEntry, SweepSpec, arch_to_dict, load_sweep
+from earlyq_sim.workloads.sweeps.spec import (MAX_POINTS, ArchVariant, ScheduleEntry, SweepSpec, arch_to_dict,
+                                             load_sweep)
 from earlyq_sim.simulator.cost.arch import ArchSpec
 
 #: Bump when the row layout or the cost aggregation changes, so old parts are not reused.
@@ -290,12 +291,12 @@ def _run_dask(chunks, ops, ctx, parts_dir, bar, scheduler) -> int:
 
 
 def run_sweep(spec_path_or_obj, out_dir, executor: str = "local", scheduler: str | None = None,
-              resume: bool = True, progress: bool = True) -> pd.DataFrame:
+              resume: bool = True, progress: bool = True, max_points: int = MAX_POINTS) -> pd.DataFrame:
     """Run (or finish) a sweep into ``out_dir`` and return the merged table, one row per point.
 
     ``spec_path_or_obj``: a sweep YAML path, a mapping, or a :class:`SweepSpec`. ``executor``:
     'local' (this process) or 'dask' (``scheduler`` address, or a LocalCluster when None).
-    ``resume=False`` discards earlier parts. The returned frame's ``attrs['sweep']`` holds
+    ``resume=False`` discards earlier parts; a grid above ``max_points`` is refused before any work. The returned frame's ``attrs['sweep']`` holds
     counts: points, skipped (already done), computed, evaluations (one-step cost evaluations), seconds.
     """
     if executor not in EXECUTORS:
@@ -304,7 +305,7 @@ def run_sweep(spec_path_or_obj, out_dir, executor: str = "local", scheduler: str
         raise UserError("--scheduler is only used with --executor dask; allowed: add --executor dask "
                         "or drop --scheduler")
     t0 = time.perf_counter()
-    spec = load_sweep(spec_path_or_obj)
+    spec = load_sweep(spec_path_or_obj, max_points)
     out = Path(out_dir)
     parts_dir = out / "parts"
     parts_dir.mkdir(parents=True, exist_ok=True)

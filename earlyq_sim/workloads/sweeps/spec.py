@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,7 @@ TWO_STAGE_FIELDS = ("early_bits", "boundary", "late_bits", "weight_bits", "prob_
 #: YAML spellings of top-level ArchSpec fields
 ALIASES = {"dram.bytes_per_cycle": "dram_bytes_per_cycle", "vector.elems_per_cycle": "vector_elems_per_cycle"}
 _NOT_SWEEPABLE = ("name", "description", "normalisation", "source")
+MAX_POINTS = 1_000_000  # a larger grid needs an explicit --max-points
 _COMPUTED = ("source", "area_factor", "energy_factor")  # nested fields derived when a spec is read
 
 
@@ -298,13 +300,36 @@ def _read_archs(data, src, ref: ArchSpec) -> tuple[tuple[ArchVariant, ...], tupl
     return tuple(variants), tuple(fields)
 
 
-def parse_sweep(data, src: str = "<dict>") -> SweepSpec:
-    """Validate a parsed YAML mapping into a :class:`SweepSpec`; ``src`` names it in errors."""
+def grid_size(data) -> int:
+    """Points a sweep mapping asks for (models x archs x override values x normalisations x
+    schedules, two-stage grids expanded), counted from the raw lists before anything is built,
+    in Python ints (no overflow)."""
+    n = lambda v: len(v) if isinstance(v, list) else 1  # noqa: E731
+    size = n(data.get("models")) * n(data.get("archs")) * n(data.get("normalise"))
+    ov = data.get("overrides")
+    for vals in (ov.values() if isinstance(ov, dict) else ()):
+        size *= n(vals)
+    scheds = data.get("schedules", [""])
+    total = 0
+    for item in scheds if isinstance(scheds, list) else [scheds]:
+        ts = item.get("two_stage") if isinstance(item, dict) else None
+        total += math.prod(n(v) for v in ts.values()) if isinstance(ts, dict) else 1
+    return size * total
+
+
+def parse_sweep(data, src: str = "<dict>", max_points: int = MAX_POINTS) -> SweepSpec:
+    """Validate a parsed YAML mapping into a :class:`SweepSpec`; ``src`` names it in errors.
+
+    A grid above ``max_points`` is refused before any point is built (``--max-points`` raises it)."""
     if not isinstance(data, dict):
         raise UserError(f"{src}: top level: expected a mapping with fields {', '.join(TOP_FIELDS)}")
     extra = sorted(str(k) for k in set(data) - set(TOP_FIELDS))
     if extra:
         raise UserError(f"{src}: {extra[0]}: unknown field; allowed: {', '.join(TOP_FIELDS)}")
+    size = grid_size(data)
+    if size > max_points:
+        raise UserError(f"{src}: the grid has {size:,} points, above the limit of {max_points:,}; allowed: "
+                        f"fewer values, or pass --max-points {size} to run it")
     from earlyq_sim.models.registry import resolve_model
 
     models = _str_list(data, "models", src)
@@ -339,14 +364,14 @@ def parse_sweep(data, src: str = "<dict>") -> SweepSpec:
     return SweepSpec(name, src, models, archs, fields, schedules, baseline, steps, batch, cfg, ref, chunk)
 
 
-def load_sweep(spec) -> SweepSpec:
+def load_sweep(spec, max_points: int = MAX_POINTS) -> SweepSpec:
     """A SweepSpec from a path to a YAML file, a mapping, or a SweepSpec (returned as is)."""
     if isinstance(spec, SweepSpec):
         return spec
     if isinstance(spec, dict):
-        return parse_sweep(spec)
+        return parse_sweep(spec, max_points=max_points)
     p = Path(spec)
     if not p.is_file():
         raise UserError(f"{p}: sweep spec file not found; allowed a path to a .yaml sweep spec")
     data = read_yaml(p)
-    return parse_sweep(data, str(p))
+    return parse_sweep(data, str(p), max_points)
