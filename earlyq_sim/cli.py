@@ -191,9 +191,11 @@ def models():
 def _add_commands() -> None:
     from earlyq_sim.commands import quality as cli_quality
     from earlyq_sim.commands.search import search
+    from earlyq_sim.commands.pareto import pareto_command
     from earlyq_sim.commands.sweep import sweep_command
 
     cli.add_command(sweep_command)
+    cli.add_command(pareto_command)
     cli.add_command(search)
     cli_quality.register(cli, schedule_options)
 
