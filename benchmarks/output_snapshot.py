@@ -40,7 +40,7 @@ QUICK = {"archs", "models", "sweep", "sd_stripes", "trace", "export_scalesim", "
 
 # wall-clock measurements and run-specific paths: masked before comparing
 VOLATILE = re.compile(r"(time|seconds|_s\b|_s\"|images_per_s|elapsed|wall|\bs\)|it/s|out/|/tmp/|"
-                      r"images/s|calib.*\bs\b)", re.I)
+                      r"images/s|calib.*\bs\b|date_utc|commit|dirty|command_line|provenance:|^command:)", re.I)
 NUM = re.compile(r"\d+(\.\d+)?(e[-+]?\d+)?")
 SECONDS = re.compile(r"\d+(\.\d+)? s\b|\d+(\.\d+)? images/s")  # "in 6.3 s", "sampling 7.6 s (2.1 images/s"
 

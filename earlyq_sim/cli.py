@@ -205,6 +205,9 @@ _add_commands()
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2, no traceback."""
+    from earlyq_sim.provenance import set_command_line
+
+    set_command_line(["earlyq-sim", *(sys.argv[1:] if argv is None else argv)])
     try:
         cli.main(args=argv, standalone_mode=False)
     except UserError as e:

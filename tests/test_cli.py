@@ -100,9 +100,9 @@ def test_run_out_holds_one_run_never_a_mix(tmp_path, run_cli, monkeypatch):
     args = ["run", "--arch", "stripes", "--model", str(_topology(tmp_path)), "--schedule", "W8A4", "--out", str(out)]
     assert run_cli(args)[0] == 0
     (out / "stray_from_run1.txt").write_text("x")
-    first = (out / "summary.json").read_bytes()
     assert run_cli(args)[0] == 0
     assert not (out / "stray_from_run1.txt").exists() and (out / "per_layer.csv").is_file()
+    previous = (out / "summary.json").read_bytes()  # the second run's (its provenance has its own date)
 
     real = cli_mod._write_outputs
 
@@ -113,7 +113,7 @@ def test_run_out_holds_one_run_never_a_mix(tmp_path, run_cli, monkeypatch):
     with pytest.raises(RuntimeError):
         cli_mod.main(args)
     monkeypatch.setattr(cli_mod, "_write_outputs", real)
-    assert (out / "summary.json").read_bytes() == first  # the previous run, whole
+    assert (out / "summary.json").read_bytes() == previous  # the previous run, whole
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")] == []
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from earlyq_sim.provenance import provenance
+from earlyq_sim.simulator.cost.arch_dict import arch_to_dict
+
 
 def _f(x) -> float | None:
     x = float(x)
@@ -80,6 +83,8 @@ def cost_summary(r) -> dict:
                                                          for k, v in r.normalisations.items()}},
         "quality": {"computed": False,
                     "note": "image quality is not computed for this model in the cost lane"},
+        "provenance": {**provenance(), "arch_spec": arch_to_dict(r.arch), "reference_arch_spec": arch_to_dict(r.ref_arch),
+                       "arch_source": r.arch.source},
     }
 
 
@@ -148,6 +153,7 @@ def format_stage_table(summary: dict) -> str:
         lines += ["", format_quality_table(q)]
     else:
         lines.append(f"quality: not computed ({q.get('note', '')})")
+    lines += format_provenance(s)
     return "\n".join(lines)
 
 
@@ -175,4 +181,17 @@ def format_hardware(s: dict) -> list[str]:
             continue
         stages = ", ".join("n/a" if x is None else f"{x:.3f}" for x in v["stage_speedup_vs_ref"])
         lines.append(f"  vs {ref} at {mode}: {v['speedup_vs_ref']:.3f}x in total, per stage {stages} ({v['note']})")
+    return lines
+
+
+def format_provenance(s: dict) -> list[str]:
+    """One or two lines: tool version and commit, date, command line, where the arch came from."""
+    p = s.get("provenance")
+    if not p:
+        return []
+    g = p.get("git") or {}
+    commit = "" if not g.get("commit") else f", git {g['commit'][:10]}{' (modified)' if g.get('dirty') else ''}"
+    lines = ["", f"provenance: earlyq-sim {p['version']}{commit}, {p['date_utc']}; arch file {p['arch_source']}"]
+    if p.get("command_line"):
+        lines.append(f"command: {p['command_line']}")
     return lines

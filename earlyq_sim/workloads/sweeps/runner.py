@@ -32,8 +32,8 @@ from earlyq_sim.simulator.cost.schedule_cost import compare_totals, step_cost
 from earlyq_sim.schedule import PrecisionSchedule
 from earlyq_sim.workloads.sweeps.parts import (SweepLock, clean_temps, done_keys, part_name, remove_parts,
                                               verified_parts, write_part)
-from earlyq_sim.workloads.sweeps.spec import (MAX_POINTS, ArchVariant, ScheduleEntry, SweepSpec, arch_to_dict,
-                                             load_sweep)
+from earlyq_sim.simulator.cost.arch_dict import arch_to_dict
+from earlyq_sim.workloads.sweeps.spec import MAX_POINTS, ArchVariant, ScheduleEntry, SweepSpec, load_sweep
 from earlyq_sim.simulator.cost.arch import ArchSpec
 
 #: Bump when the row layout or the cost aggregation changes, so old parts are not reused.

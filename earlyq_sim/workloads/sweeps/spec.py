@@ -37,6 +37,7 @@ from earlyq_sim.errors import UserError
 from earlyq_sim.safe_yaml import read_yaml
 from earlyq_sim.simulator.cost import arch as _arch
 from earlyq_sim.simulator.cost.arch import ArchSpec, load_arch, parse_arch
+from earlyq_sim.simulator.cost.arch_dict import COMPUTED_FIELDS, arch_to_dict
 from earlyq_sim.simulator.cost.pe_types import pe_type, pe_type_names
 from earlyq_sim.schedule import PrecisionSchedule, check_bits
 
@@ -47,7 +48,6 @@ TWO_STAGE_FIELDS = ("early_bits", "boundary", "late_bits", "weight_bits", "prob_
 ALIASES = {"dram.bytes_per_cycle": "dram_bytes_per_cycle", "vector.elems_per_cycle": "vector_elems_per_cycle"}
 _NOT_SWEEPABLE = ("name", "description", "normalisation", "source")
 MAX_POINTS = 1_000_000  # a larger grid needs an explicit --max-points
-_COMPUTED = ("source", "area_factor", "energy_factor")  # nested fields derived when a spec is read
 
 
 class _NESTED:  # ArchSpec field -> its nested spec class (pe: fields from the PE-type registry)
@@ -75,7 +75,7 @@ def override_paths() -> tuple[str, ...]:
         elif sub is None:
             out.append(f.name)
         else:
-            out += [f"{f.name}.{g.name}" for g in dataclasses.fields(sub) if g.name not in _COMPUTED]
+            out += [f"{f.name}.{g.name}" for g in dataclasses.fields(sub) if g.name not in COMPUTED_FIELDS]
     return tuple(out)
 
 
@@ -132,21 +132,6 @@ class SweepSpec:
 
 
 # ---------------------------------------------------------------------------------------------
-def arch_to_dict(spec: ArchSpec) -> dict:
-    """The YAML mapping :func:`parse_arch` reads, rebuilt from a spec (inverse of parse_arch)."""
-    return {
-        "name": spec.name, "description": spec.description, "normalisation": spec.normalisation,
-        "clock_mhz": spec.clock_mhz, "array": dataclasses.asdict(spec.array), "pe": spec.pe.as_dict(),
-        "buffers": dataclasses.asdict(spec.buffers), "dram": {"bytes_per_cycle": spec.dram_bytes_per_cycle},
-        "vector": {"elems_per_cycle": spec.vector_elems_per_cycle},
-        "accumulator": dataclasses.asdict(spec.accumulator), "energy": dataclasses.asdict(spec.energy),
-        "mapping": dataclasses.asdict(spec.mapping), "memory": dataclasses.asdict(spec.memory),
-        "fusion": dataclasses.asdict(spec.fusion),
-        "technology": {k: v for k, v in dataclasses.asdict(spec.technology).items() if k not in _COMPUTED},
-        **({} if spec.area is None else {"area": dataclasses.asdict(spec.area)}),
-    }
-
-
 def apply_overrides(spec: ArchSpec, overrides, src: str) -> ArchSpec:
     """``dataclasses.replace`` each (dotted path, value) into ``spec``, then re-validate via parse_arch."""
     allowed = override_paths()

@@ -136,3 +136,26 @@ def test_invalid_yaml_and_non_mapping(tmp_path):
     with pytest.raises(UserError) as e:
         load_arch(str(tmp_path / "nope.yaml"))
     assert "not found" in str(e.value)
+
+
+def test_arch_to_dict_is_the_inverse_of_parse_arch():
+    import dataclasses
+
+    from earlyq_sim.simulator.cost.arch import parse_arch
+    from earlyq_sim.simulator.cost.arch_dict import arch_to_dict
+
+    for name in list_archs():
+        a = load_arch(name)
+        assert dataclasses.replace(parse_arch(arch_to_dict(a), a.source)) == a
+
+
+def test_run_summary_records_provenance(run_cli):
+    import json
+
+    code, out, err = run_cli(["run", "--arch", "stripes", "--model", "ddpm-cifar10", "--steps", "4", "--json"])
+    assert code == 0, err
+    p = json.loads(out)["provenance"]
+    assert p["command_line"] == "earlyq-sim run --arch stripes --model ddpm-cifar10 --steps 4 --json"
+    assert p["version"] and p["date_utc"].endswith("+00:00")
+    assert p["arch_spec"]["pe"]["type"] == "bit_serial_act" and p["arch_spec"]["area"]["pe_unit_um2"] == 321.4
+    assert p["reference_arch_spec"]["name"] == "int8-systolic"
