@@ -58,7 +58,8 @@ class CostRun:
 
 
 def default_num_steps(model: str) -> int:
-    """The per-model default step count (DDIM 100 CIFAR-10, 200 LDM-4, 50 SD), 50 otherwise."""
+    """The per-model default step count (``ModelInfo.default_steps``: DDIM 100 CIFAR-10, 200 LDM-4,
+    50 SD/SDXL/DiT, 28 SD3, 20 PixArt-alpha, 4 FLUX.1 schnell), 50 otherwise."""
     from earlyq_sim.models.registry import MODELS
 
     info = MODELS.get(model)
@@ -80,7 +81,7 @@ def make_schedule(spec: str | PrecisionSchedule | None, num_steps: int, *, early
                                           num_steps, weight_bits=weight_bits, prob_bits=prob_bits)
     if keep:
         sch = sch.with_keep(sch.keep + expand_keep(keep), sch.keep_bits)
-    return sch
+    return sch.check_stages()  # an interval rounding to no step is an error, not a dropped stage
 
 
 def cost_run(model: str, arch: str, schedule: str | PrecisionSchedule | None = None, *,
@@ -98,12 +99,11 @@ def cost_run(model: str, arch: str, schedule: str | PrecisionSchedule | None = N
         if batch != 1 or cfg:
             from earlyq_sim.errors import UserError
             raise UserError(f"{model}: --batch and --cfg apply to traced models; a topology CSV lists its layers as run")
-        trace = read_topology(model)
         steps = num_steps or 1
     else:
-        trace = trace_model(model, batch=batch, cfg=cfg)
         steps = num_steps or default_num_steps(model)
-    sched = make_schedule(schedule, steps, **schedule_kw)
+    sched = make_schedule(schedule, steps, **schedule_kw)  # a bad schedule fails before the trace
+    trace = read_topology(model) if is_topology(model) else trace_model(model, batch=batch, cfg=cfg)
     base = PrecisionSchedule.parse(baseline, steps, prob_bits=schedule_kw.get("prob_bits"))
     if not base.is_uniform:
         from earlyq_sim.errors import UserError

@@ -181,11 +181,11 @@ def archs():
 
 @cli.command()
 def models():
-    """List the built-in models."""
-    from earlyq_sim.models.registry import MODELS
+    """List the built-in models: class, parameters, GMACs per forward (batch 1), default steps."""
+    from earlyq_sim.models.registry import MODELS, model_line
 
-    for name, info in MODELS.items():
-        click.echo(f"{name:16s} {getattr(info, 'description', '')}")
+    for info in MODELS.values():
+        click.echo(model_line(info))
 
 
 def _add_commands() -> None:

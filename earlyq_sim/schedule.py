@@ -258,6 +258,20 @@ class PrecisionSchedule:
             out.append(Stage(i, iv.start, iv.end, lo, hi, self.bits_for_act(iv.act_bits)))
         return out
 
+    def check_stages(self) -> "PrecisionSchedule":
+        """Refuse an interval that rounds to no step at ``num_steps`` (e.g. a4@0-0.1 at 4 steps:
+        round(0.4) = 0): its bits would never run and the run would silently be a different
+        schedule. Construction allows it (a schedule can be re-stepped); a run calls this."""
+        for st in self.stages():
+            if st.steps == 0:
+                iv = self.intervals[st.index]
+                raise UserError(
+                    f"schedule {self.label!r}: interval a{iv.act_bits}@{iv.start:g}-{iv.end:g} holds no step of "
+                    f"{self.num_steps} (steps round({iv.start:g}*{self.num_steps})={st.step_start} to "
+                    f"round({iv.end:g}*{self.num_steps})={st.step_end}); allowed intervals of at least one step: "
+                    "widen it or use more --steps")
+        return self
+
     def per_step(self) -> list[StepBits]:
         """StepBits for each step 0..T-1 (0 = first, noisiest reverse step)."""
         bits: list[StepBits] = []

@@ -14,6 +14,7 @@ import torch
 
 from earlyq_sim.errors import UserError
 from earlyq_sim.models.config_io import read_config
+from earlyq_sim.models.denoisers import DENOISERS
 from earlyq_sim.models.registry import SUPPORTED_CLASSES, ModelInfo, resolve_model
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
@@ -35,16 +36,20 @@ def build_unet(config: dict, source: str = "<config>") -> torch.nn.Module:
     cls_name = config.get("_class_name")
     if cls_name not in SUPPORTED_CLASSES:
         raise UserError(f"{source}: field _class_name is {cls_name!r}; allowed: {', '.join(SUPPORTED_CLASSES)}")
-    if config.get("addition_embed_type"):
+    if config.get("addition_embed_type") not in (None, "text_time"):
         raise UserError(f"{source}: field addition_embed_type={config['addition_embed_type']!r} "
-                        "needs extra conditioning inputs; allowed: null")
+                        "needs conditioning inputs the tracer cannot make; allowed: null, 'text_time' (SDXL)")
     try:
-        return getattr(diffusers, cls_name).from_config(config).eval()
+        model = getattr(diffusers, cls_name).from_config(config).eval()
     except UserError:
         raise
     except Exception as e:
         raise UserError(f"{source}: diffusers cannot build {cls_name} from it ({type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    fix = DENOISERS[cls_name].after_build
+    if fix is not None:
+        fix(model)
+    return model
 
 
 def _shards(index: Path, folder: Path) -> list[Path]:
@@ -135,15 +140,11 @@ def load_unet(name_or_path: str | os.PathLike, dtype: torch.dtype = torch.float3
     return model.eval()
 
 
-def example_inputs(info: ModelInfo, batch: int) -> dict[str, torch.Tensor]:
-    """Keyword inputs of one UNet forward at ``batch`` samples, made on the current device/mode.
+def example_inputs(info: ModelInfo, batch: int, config: dict | None = None) -> dict:
+    """Keyword inputs of one denoiser forward at ``batch`` samples, made on the current device/mode
+    (per class: ``models/denoisers.py``; SDXL and PixArt nest some in ``added_cond_kwargs``).
 
     Values are placeholders (zeros; timestep 500): tracing depends on shapes only.
     """
-    c, h, w = info.sample_shape
-    inputs = {"sample": torch.zeros(batch, c, h, w),
-              "timestep": torch.full((batch,), 500, dtype=torch.long)}
-    if info.conditional:
-        tokens, width = info.encoder_shape
-        inputs["encoder_hidden_states"] = torch.zeros(batch, tokens, width)
-    return inputs
+    config = config_for(info) if config is None else config
+    return DENOISERS.lookup(info.class_name).make_inputs(config, info, batch)

@@ -194,6 +194,9 @@ def trace_module(module: torch.nn.Module, *args, model_name: str | None = None, 
     """
     inputs = {f"arg{i}": a for i, a in enumerate(args) if isinstance(a, torch.Tensor)}
     inputs.update({k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)})
+    # Nested conditioning (SDXL's added_cond_kwargs): 'added_cond_kwargs.text_embeds'.
+    inputs.update({f"{k}.{kk}": vv for k, v in kwargs.items() if isinstance(v, dict)
+                   for kk, vv in v.items() if isinstance(vv, torch.Tensor)})
     weights = list(module.parameters()) + list(module.buffers())
     rec = _Recorder(weights, inputs)
     handles = []
@@ -249,6 +252,9 @@ def trace_model(model: str, batch: int = 1, cfg: bool = False, cache: bool = Tru
     if cfg and not info.conditional:
         raise UserError(f"cfg=True needs a conditional model; {info.name!r} is unconditional "
                         "(allowed: cfg=False)")
+    if cfg and not info.uses_cfg:
+        raise UserError(f"cfg=True: {info.name!r} is guidance-distilled and samples without classifier-free "
+                        "guidance (allowed: cfg=False)")
     if mode not in ("fake", "meta"):
         raise UserError(f"trace mode must be 'fake' or 'meta', got {mode!r}")
     config = config_for(info)
@@ -264,7 +270,7 @@ def trace_model(model: str, batch: int = 1, cfg: bool = False, cache: bool = Tru
     ctx = FakeTensorMode() if mode == "fake" else torch.device("meta")
     with ctx:
         unet = build_unet(config, str(info.config_path))
-        inputs = example_inputs(info, unet_batch)
+        inputs = example_inputs(info, unet_batch, config)
         trace = trace_module(unet, model_name=info.name, **inputs)
     if cache:
         try:
