@@ -149,8 +149,13 @@ def test_iso_area_matches_the_reference_within_one_row_or_column(name, ref_name,
 
 def test_iso_area_on_the_shipped_archs_gives_fewer_pes_to_wider_pes():
     ref = load_arch("int8-systolic")
-    pes = {n: (lambda s: s.array.rows * s.array.cols)(normalise(load_arch(n), ref, "iso-area")[0]) for n in ARCHS}
+    # only the archs that share the reference's buffers (the iso-throughput family): with the same
+    # SRAM the PE budget is the same, so PE count falls with PE size; a preset with its own
+    # buffers (bitfusion-isca18: 112 KiB as published) has a different budget and is left out
+    same = [n for n in ARCHS if load_arch(n).buffers == ref.buffers]
+    assert {"int8-systolic", "stripes", "bitfusion", "loom"} <= set(same)
+    pes = {n: (lambda s: s.array.rows * s.array.cols)(normalise(load_arch(n), ref, "iso-area")[0]) for n in same}
     assert pes["int8-systolic"] == 1024
-    per_pe = {n: pe_area_um2(load_arch(n)) for n in ARCHS}
-    order = sorted(ARCHS, key=per_pe.get)
+    per_pe = {n: pe_area_um2(load_arch(n)) for n in same}
+    order = sorted(same, key=per_pe.get)
     assert [pes[n] for n in order] == sorted(pes.values(), reverse=True)
