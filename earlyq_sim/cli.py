@@ -82,16 +82,23 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
     if out_dir:
         check_out_dir(out_dir)  # before the work, not after it
     _check_early(arch, ref_arch, model, normalise)  # before torch and the tracer are imported
+    schedule_spec, baseline, choice = _default_schedule(model, schedule_spec, baseline)
     from earlyq_sim.api import cost_run
     from earlyq_sim.reports.summary import format_stage_table
     r = cost_run(model, arch, schedule_spec, baseline=baseline, num_steps=num_steps, batch=batch, cfg=cfg,
                  ref_arch=ref_arch, normalise=normalise, **_schedule_kw(early_bits, late_bits, boundary, weight_bits, prob_bits, keep))
     summary = r.summary
+    summary["schedule"]["chosen_by"] = choice
     q, note = _quality(r, model, quality, n_images, seed, calib_n, threads, progress=not as_json)
     if q is not None:
         from earlyq_sim.reports.quality import quality_summary
+        from earlyq_sim.workloads.quality.quality_check import judge
 
         summary["quality"] = quality_summary(q)
+        verdict = judge(q.images)
+        summary["quality"]["check"] = verdict.as_dict()
+        if not verdict.ok:
+            click.echo(verdict.warning(), err=True)
     else:
         summary["quality"]["note"] = note
     if out_dir:
@@ -103,6 +110,27 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
         click.echo(format_stage_table(summary))
         if out_dir:
             click.echo(f"wrote summary.json, per_stage/per_step/per_layer tables, plots and report.pdf to {out_dir}")
+
+
+SCHEDULE_OPTIONS = ("schedule_spec", "early_bits", "late_bits", "boundary", "weight_bits", "prob_bits", "keep")
+
+
+def _default_schedule(model, schedule_spec, baseline):
+    """With no schedule option given, a built-in model runs the schedule the reproduction found
+    to keep quality (and its baseline with the same probabilities and held layers), not the
+    optimistic two-stage default. Returns (schedule spec, baseline, how it was chosen)."""
+    from click.core import ParameterSource
+
+    from earlyq_sim.workloads.quality.recommended import SOURCE, recommended_schedule
+
+    ctx = click.get_current_context()
+    given = [n for n in SCHEDULE_OPTIONS if ctx.get_parameter_source(n) != ParameterSource.DEFAULT]
+    rec = recommended_schedule(str(model))
+    if given or rec is None:
+        return schedule_spec, baseline, "given on the command line" if given else "two-stage defaults"
+    if ctx.get_parameter_source("baseline") == ParameterSource.DEFAULT:
+        baseline = "W8A8,p16,k8:io|*conv_shortcut"  # compare like with like: same probabilities and held layers
+    return rec, baseline, f"the quality-preserving default for {model} ({SOURCE})"
 
 
 def _check_early(arch, ref_arch, model, normalise="as-specified") -> None:

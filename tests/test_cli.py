@@ -130,7 +130,7 @@ def test_run_iso_area_resizes_the_array_and_reports_area_and_both_normalisations
     from earlyq_sim.api import cost_run
 
     code, out, err = run_cli(["run", "--arch", "stripes", "--model", "ddpm-cifar10", "--steps", "10",
-                              "--normalise", "iso-area", "--json"])
+                              "--schedule", "a4@0-0.4,a8@0.4-1", "--normalise", "iso-area", "--json"])
     assert code == 0, err
     s = json.loads(out)
     h = s["hardware"]
@@ -143,7 +143,7 @@ def test_run_iso_area_resizes_the_array_and_reports_area_and_both_normalisations
     by = h["speedup_vs_ref_by_normalisation"]
     assert by["iso-area"]["speedup_vs_ref"] == pytest.approx(s["total"]["speedup_vs_ref"], rel=1e-12)
     # the same schedule at iso-throughput (the shipped spec as written) is faster vs the reference
-    plain = cost_run("ddpm-cifar10", "stripes", None, num_steps=10)
+    plain = cost_run("ddpm-cifar10", "stripes", "a4@0-0.4,a8@0.4-1", num_steps=10)
     assert by["iso-throughput"]["speedup_vs_ref"] == pytest.approx(plain.run.total["speedup_vs_ref"], rel=1e-12)
     assert by["iso-area"]["speedup_vs_ref"] < by["iso-throughput"]["speedup_vs_ref"]
     for k in ("peak_tops", "peak_core_tops_per_w", "achieved_tops_per_w", "peak_tops_per_mm2"):
@@ -167,3 +167,22 @@ def test_run_iso_area_without_an_area_section_is_one_line_error(run_cli, tmp_pat
     assert code == 2 and err.count("\n") == 1 and f"{p}: area: missing section" in err
     code, out, err = run_cli(["run", "--arch", str(p), "--model", "ddpm-cifar10", "--steps", "5"])
     assert code == 0 and "area not modelled" in out and "at iso-area: n/a" in out
+
+
+def test_default_run_keeps_quality_and_a_bad_schedule_warns(run_cli, tmp_path, isolated_cache):
+    """With no schedule option, a built-in model runs the reproduction's quality-preserving schedule
+    against the like-for-like baseline; a deliberately bad schedule (2-bit activations throughout)
+    prints a warning line and the verdict lands in summary.json."""
+    small = ["--model", "fmnist16", "--arch", "stripes", "--steps", "5", "--n", "8", "--calib-n", "4"]
+    code, out, err = run_cli(["run", *small, "--out", str(tmp_path / "good")])
+    assert code == 0, err
+    s = json.loads((tmp_path / "good" / "summary.json").read_text())
+    assert s["schedule"]["label"] == "w8,a4@0-0.2,a8@0.2-1,p16,k8:conv_in|conv_out|*conv_shortcut"
+    assert s["baseline"]["label"] == "W8A8P16,k8:conv_in|conv_out|*conv_shortcut"
+    assert s["schedule"]["chosen_by"].startswith("the quality-preserving default for fmnist16")
+    assert "quality check:" in out and "ok" in s["quality"]["check"]
+    code, out, err = run_cli(["run", *small, "--schedule", "a2@0-1", "--out", str(tmp_path / "bad")])
+    assert code == 0, err
+    check = json.loads((tmp_path / "bad" / "summary.json").read_text())["quality"]["check"]
+    assert check["ok"] is False and check["psnr_db"] < 20
+    assert "WARNING: image quality is not kept" in err and "WARNING: image quality is not kept" in out

@@ -16,17 +16,22 @@ from earlyq_sim.reports.summary import format_stage_table  # noqa: E402
 from earlyq_sim.atomic_io import atomic_write_bytes  # noqa: E402
 
 
-def _text_page(title: str, blocks: list[tuple[str, bool]]):
-    """A page of text; each block is (text, monospace)."""
+def _text_page(title: str, blocks: list[tuple]):
+    """A page of text; each block is (text, monospace) or (text, monospace, colour); monospace
+    lines that start with WARNING are drawn in red."""
     fig = plt.figure(figsize=(8.5, 11))
     fig.text(0.06, 0.96, title, fontsize=14, weight="bold", va="top")
     y = 0.92
-    for text, mono in blocks:
+    for text, mono, *colour in blocks:
         for para in text.split("\n"):
-            wrapped = [para] if mono else (textwrap.wrap(para, 100) or [""])
+            # 6.2 pt monospace fits about 140 characters across the page; wrap rather than overflow
+            wrapped = (textwrap.wrap(para, 140, subsequent_indent="    ", drop_whitespace=False) if mono
+                       else textwrap.wrap(para, 100)) or [""]
+            red = para.startswith("WARNING")
             for line in wrapped:
                 fig.text(0.06, y, line, fontsize=6.2 if mono else 8, family="monospace" if mono else "sans-serif",
-                         va="top")
+                         va="top", color="red" if red else (colour[0] if colour else "black"),
+                         weight="bold" if red else "normal")
                 y -= 0.013 if mono else 0.016
         y -= 0.012
     return fig
@@ -46,7 +51,10 @@ def write_report(path, run, summary: dict, figures: dict | None = None, extra_pa
     figures = figures if figures is not None else cost_figures(run)
     buf = io.BytesIO()
     with PdfPages(buf) as pdf:
-        blocks = [(format_stage_table(summary), True),
+        check = summary.get("quality", {}).get("check") or {}
+        warn = [] if check.get("ok", True) else [
+            ("WARNING: image quality is not kept: " + "; ".join(check["reasons"]), False, "red")]
+        blocks = warn + [(format_stage_table(summary), True),
                   ("Why the achieved speedup differs from the compute speedup (memory effects):", False)]
         blocks += [(line, False) for line in plots.memory_effects_text(run)]
         blocks.append((

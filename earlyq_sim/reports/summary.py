@@ -115,9 +115,17 @@ def format_stage_table(summary: dict) -> str:
             f"{s['model']['macs_per_step'] / 1e9:.2f} GMACs/step), arch {s['arch']['name']} @ "
             f"{s['arch']['clock_mhz']:g} MHz, schedule {s['schedule']['label']}, baseline {s['baseline']['label']}, "
             f"{s['total']['steps']} steps")
-    cols = ["stage", "steps", "bits", "cycles", "latency ms", "energy mJ", "speedup", "compute x",
+    t = s["total"]
+    # one unit per column, scaled so the largest figure reads without an exponent
+    lat_u, lat_k = ("s", 1e-3) if t["latency_ms"] >= 1e3 else ("ms", 1.0)
+    en_u, en_k = ("J", 1e-3) if t["energy_mj"] >= 1e3 else ("mJ", 1.0)
+    cols = ["stage", "steps", "bits", "cycles", f"latency {lat_u}", f"energy {en_u}", "speedup", "compute x",
             f"vs {s['reference_arch']['name']}"]
     rows = []
+
+    def num(x, k):
+        x *= k
+        return f"{x:.4g}" if abs(x) < 1e5 else f"{x:,.0f}"
 
     def fmt(x, spec):
         return "n/a" if x is None else format(x, spec)
@@ -126,11 +134,10 @@ def format_stage_table(summary: dict) -> str:
         rows.append([f"{st['start']:g}-{st['end']:g}", str(st["steps"]),
                      f"W{st['weight_bits']}A{st['act_bits']}" + ("" if st["prob_bits"] == st["act_bits"]
                                                                  else f"P{st['prob_bits']}"),
-                     f"{st['cycles']:.4g}", f"{st['latency_ms']:.4g}", f"{st['energy_mj']:.4g}",
+                     f"{round(st['cycles']):,}", num(st["latency_ms"], lat_k), num(st["energy_mj"], en_k),
                      fmt(st["speedup"], ".3f"), fmt(st["compute_speedup"], ".3f"), fmt(st["speedup_vs_ref"], ".3f")])
-    t = s["total"]
-    rows.append(["total", str(t["steps"]), "", f"{t['cycles']:.4g}", f"{t['latency_ms']:.4g}",
-                 f"{t['energy_mj']:.4g}", fmt(t["speedup"], ".3f"), fmt(t["compute_speedup"], ".3f"),
+    rows.append(["total", str(t["steps"]), "", f"{round(t['cycles']):,}", num(t["latency_ms"], lat_k),
+                 num(t["energy_mj"], en_k), fmt(t["speedup"], ".3f"), fmt(t["compute_speedup"], ".3f"),
                  fmt(t["speedup_vs_ref"], ".3f")])
     q = s.get("quality", {})
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
@@ -144,13 +151,17 @@ def format_stage_table(summary: dict) -> str:
                  "compute x: the same with compute cycles only;")
     lines.append(f"vs {s['reference_arch']['name']}: baseline latency on {s['reference_arch']['name']} / "
                  f"schedule latency on {s['arch']['name']}.")
-    lines.append(f"energy: {t['energy_mj']:.4g} mJ vs baseline {t['baseline_energy_mj']:.4g} mJ "
-                 f"(saving x{fmt(t['energy_saving'], '.3f')}); cycles of the {s['arch']['name']} clock.")
+    lines.append(f"energy: {num(t['energy_mj'], en_k)} {en_u} vs baseline {num(t['baseline_energy_mj'], en_k)} {en_u} "
+                 f"(saving x{fmt(t['energy_saving'], '.3f')}); cycles of the {s['arch']['name']} clock "
+                 "(rounded to whole cycles).")
     lines += format_hardware(s)
+    if s["schedule"].get("chosen_by"):
+        lines.append(f"schedule: {s['schedule']['chosen_by']}")
     if q.get("computed"):
         from earlyq_sim.reports.quality import format_quality_table
 
         lines += ["", format_quality_table(q)]
+        lines += format_quality_check(q)
     else:
         lines.append(f"quality: not computed ({q.get('note', '')})")
     lines += format_provenance(s)
@@ -195,3 +206,17 @@ def format_provenance(s: dict) -> list[str]:
     if p.get("command_line"):
         lines.append(f"command: {p['command_line']}")
     return lines
+
+
+def format_quality_check(q: dict) -> list[str]:
+    """The quality verdict: a warning line when the schedule loses the baseline's quality."""
+    c = q.get("check")
+    if not c:
+        return []
+    lo, hi = c["fd_delta_ci95"]
+    detail = (f"FD {c['fd_schedule']:.2f} vs baseline {c['fd_baseline']:.2f} (difference {c['fd_delta']:+.2f}, 95% "
+              f"paired interval [{lo:.2f}, {hi:.2f}], limit {c['fd_limit']:.2f}); PSNR vs full precision "
+              f"{c['psnr_db']:.1f} dB (minimum {c['psnr_min_db']:g})")
+    if c["ok"]:
+        return [f"quality check: kept. {detail}"]
+    return ["WARNING: image quality is not kept: " + "; ".join(c["reasons"]), f"quality check: {detail}"]

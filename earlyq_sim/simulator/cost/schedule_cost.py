@@ -182,15 +182,17 @@ def compare(run: ScheduleCost, baseline: ScheduleCost, reference: ScheduleCost |
 
 
 def per_layer_table(ops: pd.DataFrame, run: ScheduleCost, baseline: ScheduleCost) -> pd.DataFrame:
-    """One row per (op, stage): cycles and energy of one step at the stage's bits, and speedup."""
+    """One row per (op, stage): shapes, cycles, traffic, utilisation and energy (by part) of one
+    UNet forward (one denoising step) at the stage's bits, its mapping, and speedup."""
     b = next(iter(baseline.by_bits.values())).per_op
     frames = []
     for st in run.schedule.stages():
         if st.bits not in run.by_bits:
             continue
         c = run.by_bits[st.bits].per_op
-        f = ops[["name", "module", "op", "unit", "operand_kind", "macs"]].copy()
+        f = ops[["name", "module", "op", "unit", "operand_kind", "G", "M", "N", "K", "in_elems", "macs"]].copy()
         f.insert(0, "stage", st.index)
+        f.insert(1, "values_per", "one UNet forward")  # the CSV says what its numbers count
         f["act_bits"], f["weight_bits"], f["prob_bits"] = st.bits.act, st.bits.weight, st.bits.prob
         f["cycles"] = c["cycles"].to_numpy()
         f["compute_cycles"] = c["compute_cycles"].to_numpy()
@@ -202,6 +204,10 @@ def per_layer_table(ops: pd.DataFrame, run: ScheduleCost, baseline: ScheduleCost
         f["traffic_x_compulsory"] = _ratio(f["dram_bytes"], f["compulsory_dram_bytes"])
         f["mapping"] = describe_mappings(*(c[k].to_numpy() for k in ("map_cand", "map_order", "tile_m", "tile_n",
                                                                        "tile_k")), run.dataflow)
+        f["sram_bytes"] = c["sram_bytes"].to_numpy()
+        f["util"] = c["util"].to_numpy()
+        for part in ("compute", "sram", "dram", "leak"):
+            f[f"energy_{part}_uj"] = c[f"energy_{part}_pj"].to_numpy() / 1e6
         f["energy_uj"] = c["energy_pj"].to_numpy() / 1e6
         f["baseline_cycles"] = b["cycles"].to_numpy()
         f["speedup"] = _ratio(f["baseline_cycles"], f["cycles"])

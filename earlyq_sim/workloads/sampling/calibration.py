@@ -74,7 +74,7 @@ def calibrate(qmodel, schedule: PrecisionSchedule, n_samples: int = 64, calib_st
         qmodel.set_observe(stage[i] if i in chosen else None)
 
     run_sampler(qmodel, n_samples, seed, sampler, schedule.num_steps, batch_size, eta, scheduler_config,
-                on_step, progress)
+                on_step, progress, desc=f"calibrating on {n_samples} images (observers on {len(chosen)} steps)")
     qmodel.set_observe(None)
     ranges = fit_ranges(qmodel, schedule)
     cfg = qmodel.cfg

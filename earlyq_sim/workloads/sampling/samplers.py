@@ -48,7 +48,8 @@ def stage_index_per_step(schedule: PrecisionSchedule) -> list[int]:
 
 def run_sampler(unet, n: int, seed: int, sampler: str = "ddim", num_steps: int = 50, batch_size: int = 64,
                 eta: float = 0.0, scheduler_config: dict | None = None,
-                on_step: Callable[[int], None] | None = None, progress: bool = True) -> torch.Tensor:
+                on_step: Callable[[int], None] | None = None, progress: bool = True,
+                desc: str | None = None) -> torch.Tensor:
     """Run the reverse process; ``on_step(i)`` is called before the UNet call of step ``i``
     (0 = first, noisiest). Returns float32 samples (N, C, H, W), unclipped."""
     if n < 1 or batch_size < 1 or num_steps < 1:
@@ -62,7 +63,8 @@ def run_sampler(unet, n: int, seed: int, sampler: str = "ddim", num_steps: int =
     c, size = int(unet.config.in_channels), unet.config.sample_size
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     outs = []
-    bar = tqdm(total=-(-n // batch_size) * num_steps, disable=not progress, desc=f"{sampler} x{n}", leave=False)
+    bar = tqdm(total=-(-n // batch_size) * num_steps, disable=not progress, desc=desc or f"{sampler} x{n}", leave=False,
+               unit="step")
     with torch.no_grad():
         for start in range(0, n, batch_size):
             stop = min(n, start + batch_size)
@@ -106,7 +108,7 @@ def sample(unet, schedule: PrecisionSchedule | None, n: int, seed: int, sampler:
             unet.set_mode("float")
         steps = num_steps or 50
         return to_uint8(run_sampler(unet, n, seed, sampler, steps, batch_size, eta, scheduler_config,
-                                    None, progress))
+                                    None, progress, desc=f"sampling {n} images, {sampler} fp32"))
     if not quantized:
         raise UserError("sample: a precision schedule needs a quantized model; "
                         "use quantize_and_calibrate(unet, schedule) first, or schedule=None for float")
@@ -123,5 +125,6 @@ def sample(unet, schedule: PrecisionSchedule | None, n: int, seed: int, sampler:
     def on_step(i: int) -> None:
         unet.set_step_bits(per_step[i], stage[i])
 
+    label = schedule.label if len(schedule.label) <= 32 else schedule.label[:29] + "..."
     return to_uint8(run_sampler(unet, n, seed, sampler, schedule.num_steps, batch_size, eta, scheduler_config,
-                                on_step, progress))
+                                on_step, progress, desc=f"sampling {n} images, {sampler} {mode} {label}"))

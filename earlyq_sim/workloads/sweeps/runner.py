@@ -326,7 +326,7 @@ def _run_locked(spec, out: Path, parts_dir: Path, executor, scheduler, resume, p
     chunks = _chunks(todo, spec.chunk_size)
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(points), initial=len(points) - len(todo), disable=not progress, desc=spec.name,
+    with tqdm(total=len(points), initial=len(points) - len(todo), disable=not progress, desc=f"sweep {spec.name}: costing points",
               unit="pt") as bar:
         if executor == "local":
             evals = _run_local(chunks, ops, ctx, parts_dir, bar)

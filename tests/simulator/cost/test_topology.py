@@ -61,6 +61,12 @@ def test_cli_runs_a_topology_and_writes_the_mapping(exported, run_cli, tmp_path)
     for col in ("name", "compute_cycles", "latency_cycles", "dram_bytes", "compulsory_dram_bytes", "mapping"):
         assert col in pl.columns
     assert (pl["dram_bytes"] >= pl["compulsory_dram_bytes"] * (1 - 1e-12)).all()
+    # shapes, traffic, utilisation and the energy split, per UNet forward, say so in the file
+    assert (pl["values_per"] == "one UNet forward").all()
+    assert (pl["macs"] == pl["G"] * pl["M"] * pl["N"] * pl["K"]).all()
+    parts = pl[[f"energy_{p}_uj" for p in ("compute", "sram", "dram", "leak")]].sum(axis=1)
+    np.testing.assert_allclose(parts, pl["energy_uj"], rtol=1e-9)
+    assert ((pl["util"] > 0) & (pl["util"] <= 1)).all() and (pl["sram_bytes"] >= pl["dram_bytes"]).all()
 
 
 @pytest.mark.parametrize("text,match", [
