@@ -168,7 +168,7 @@ def register(cli, schedule_options) -> None:
                   help="Folder for the exported files (one workload per precision stage).")
     def export(model, fmt, arch, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps,
                batch, cfg, out_dir):
-        """Export traced conv/GEMM layers as a SCALE-Sim topology+config or a ZigZag workload per stage."""
+        """Export traced conv/GEMM layers: SCALE-Sim topology+config, or ZigZag workloads per stage+mapping+hardware."""
         from earlyq_sim.simulator.cost.arch import load_arch
         from earlyq_sim.simulator.cost.exports.scalesim import export_scalesim
         from earlyq_sim.simulator.cost.exports.zigzag import export_zigzag
@@ -177,6 +177,10 @@ def register(cli, schedule_options) -> None:
 
         check_out_dir(out_dir)
         spec = load_arch(arch)  # a bad spec is an error before the trace, not after it
+        if fmt == "zigzag":
+            from earlyq_sim.simulator.cost.exports.zigzag_hardware import hardware
+
+            hardware(spec)  # a bandwidth ZigZag cannot take (fractional bits/cycle) is refused before the trace
         trace = trace_model(model, batch=batch, cfg=cfg)
         sch = _schedule(model, schedule_spec, early_bits, late_bits, boundary, weight_bits, prob_bits, keep, num_steps)
         if fmt == "scalesim":

@@ -292,6 +292,13 @@ def test_zigzag_own_validator_and_factory_accept_the_export(ops, tmp_path):
     wl = WorkloadFactory(v.normalized_data, mv.normalized_data).create()
     gemm = ops[ops["unit"] == "gemm"]
     assert [n.total_mac_count for n in wl.node_list] == list(gemm["macs"])
+    from zigzag.parser.accelerator_factory import AcceleratorFactory
+    from zigzag.parser.accelerator_validator import AcceleratorValidator
+
+    av = AcceleratorValidator(yaml.safe_load(z.hardware.read_text()))
+    assert av.validate()
+    acc = AcceleratorFactory(av.normalized_data).create()
+    assert acc.operational_array.total_unit_count == 32 * 32
 
 
 def test_real_trace_exports_keep_every_mac(tmp_path):
@@ -316,3 +323,83 @@ def test_config_takes_hand_set_buffer_sizes_and_bandwidth(ops, tmp_path):
     a = cp["architecture_presets"]
     assert [a.getint(k) for k in ("ArrayHeight", "ArrayWidth", "IfmapSramSzkB", "FilterSramSzkB",
                                   "OfmapSramSzkB", "Bandwidth")] == [16, 8, 64, 32, 16, 8]
+
+
+# --- ZigZag hardware, operand sources, and a real ZigZag run -------------------------------------
+def test_zigzag_hardware_holds_the_arch_numbers(ops, tmp_path):
+    base = load_arch("int8-systolic")
+    arch = replace(base, buffers=replace(base.buffers, ifmap_kib=64.0, filter_kib=32.0, ofmap_kib=16.0),
+                   dram_bytes_per_cycle=12.5, array=replace(base.array, rows=16, cols=8))
+    z = export_zigzag(ops, tmp_path, schedule=PrecisionSchedule.parse("a4@0-0.5,a8@0.5-1,w8,p16", 4), arch=arch)
+    hw = yaml.safe_load(z.hardware.read_text())
+    oa = hw["operational_array"]
+    assert oa["sizes"] == [8, 16] and oa["dimensions"] == ["D1", "D2"]
+    assert oa["unit_energy"] == pytest.approx(0.2 + 0.1)  # one 8x8 multiply + one int32 add (pJ)
+    mem = hw["memories"]
+    assert [mem[m]["size"] for m in ("ifmap", "filter", "ofmap")] == [64 * 8192, 32 * 8192, 16 * 8192]
+    assert mem["reg_O"]["size"] == 32 and mem["reg_W"]["size"] == 8  # accumulator; widest weight
+    assert mem["ifmap"]["ports"][0]["bandwidth_max"] == 16 * 16  # 16 rows x the widest streamed bits (p16)
+    dram = mem["dram"]
+    assert dram["ports"][0]["bandwidth_max"] == 100 and set(dram["operands"]) == {"I1", "I2", "O"}
+    for name, pj_per_byte in (("ifmap", 2.5), ("ofmap", 2.5), ("dram", 160.0)):
+        m = mem[name]
+        bw = max(p["bandwidth_max"] for p in m["ports"])
+        assert m["r_cost"] == m["w_cost"] == pytest.approx(pj_per_byte * bw / 8)  # per access of bw bits
+        assert min(p["bandwidth_min"] for p in m["ports"]) == 8  # accesses counted per byte
+
+
+def test_zigzag_hardware_refuses_fractional_bits_per_cycle(ops, tmp_path):
+    arch = replace(load_arch("int8-systolic"), dram_bytes_per_cycle=12.3)
+    with pytest.raises(UserError, match="bytes_per_cycle"):
+        export_zigzag(ops, tmp_path, arch=arch)
+    assert not list(tmp_path.iterdir())  # refused before any file is written
+
+
+def test_zigzag_operand_sources_follow_the_trace_graph(tmp_path):
+    import networkx as nx
+
+    from earlyq_sim.simulator.cost.graph import Trace
+
+    ops = make_table([gemm_row("a", "linear", "wa", 1, 16, 32, 8), vector_row("act"),
+                      gemm_row("b", "linear", "wa", 1, 16, 8, 32), gemm_row("c", "linear", "wa", 1, 16, 8, 32),
+                      gemm_row("qk", "attn_qk", "aa", 1, 16, 16, 8), gemm_row("pv", "attn_pv", "pa", 1, 16, 8, 16)])
+    g = nx.DiGraph()
+    g.add_nodes_from(range(len(ops)))
+    g.add_edges_from([(0, 1), (1, 2), (0, 3), (2, 4), (3, 4), (3, 5)])  # b reads a's output through act
+    t = Trace("toy", 0, {}, ops, g)
+    z = export_zigzag(t, tmp_path)
+    src = {L["name"]: L["operand_source"] for L in yaml.safe_load(z.workloads[0].read_text())}
+    assert src["a"] == {"W": 0}  # weight constant, input external (the model's input)
+    assert src["b"] == {"W": 1}  # produced by a vector op ZigZag does not see: external
+    assert src["c"] == {"W": 2, "I": 0}
+    assert src["qk"] == {"I": 1, "W": 2}  # both operands from exported layers, in trace order
+    assert src["pv"] == {"W": 2}  # V (16 x 8 values, the stationary operand) from c; P external
+
+
+def test_zigzag_runs_the_export_with_finite_latency_and_energy(tmp_path):
+    pytest.importorskip("zigzag")
+    import logging
+    import math
+
+    from zigzag.api import get_hardware_performance_zigzag
+
+    ops = make_table([conv_row("conv_in", 1, 3, 8, 6, 6, 3, 3, 1, 1), vector_row("act"),
+                      gemm_row("lin", "linear", "wa", 1, 4, 16, 24), gemm_row("qk", "attn_qk", "aa", 2, 8, 8, 4)])
+    z = export_zigzag(ops, tmp_path, arch="int8-systolic")
+    logging.disable(logging.WARNING)
+    try:  # partial sums at 32 bits: the output register must hold them (no NoValidLoopOrderingFound)
+        energy, cycles, cmes = get_hardware_performance_zigzag(
+            str(z.workloads[0]), str(z.hardware), str(z.mapping), opt="latency",
+            dump_folder=str(tmp_path / "zz"), loma_show_progress_bar=False)
+    finally:
+        logging.disable(logging.NOTSET)
+    per_layer = cmes[0][1]
+    assert len(per_layer) == 3 and math.isfinite(energy) and math.isfinite(cycles) and energy > 0 and cycles > 0
+    macs = {"conv_in": 6 * 6 * 8 * 27, "lin": 4 * 16 * 24, "qk": 2 * 8 * 8 * 4}
+    for cme, _ in per_layer:
+        assert cme.layer.total_mac_count == macs[cme.layer.name]
+        assert cme.mac_energy == pytest.approx(0.3 * macs[cme.layer.name])  # our pJ per 8x8 MAC
+    conv = next(c for c, _ in per_layer if c.layer.name == "conv_in")
+    # C = 3 input channels: the kernel is unrolled on rows too (27 of 32 rows, as im2col on our array),
+    # 8 output channels on columns, so only the 6 x 6 output pixels are left in time
+    assert conv.ideal_temporal_cycle == 36

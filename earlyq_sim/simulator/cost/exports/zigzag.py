@@ -1,4 +1,12 @@
-"""Export a traced workload to ZigZag (PyPI ``zigzag-dse`` 3.x) workload YAML, one per stage.
+"""Export a traced workload to ZigZag (PyPI ``zigzag-dse`` 3.9): workloads, mapping, hardware.
+
+Files written to ``out_dir`` (``<stem>`` defaults to the model name), each atomically:
+
+* ``<stem>_stage<i>_<bits>.yaml``: one workload per precision stage of the schedule.
+* ``<stem>_mapping.yaml``: spatial mapping and memory operand links (``I -> I1, W -> I2, O -> O``).
+* ``<stem>_hardware.yaml``: the arch as a ZigZag accelerator (``zigzag_hardware.py``).
+* ``<stem>_stages.csv``: stage, step range, bits and workload file per stage.
+* ``<stem>_README.txt``: how to run it in ZigZag.
 
 ZigZag's workload format (``zigzag/parser/workload_validator.py``): a YAML list of layers, each
 with ``id``, ``name``, ``operator_type``, ``equation``, ``dimension_relations``, ``loop_dims``,
@@ -9,30 +17,38 @@ with ``id``, ``name``, ``operator_type``, ``equation``, ``dimension_relations``,
   I[b][g][c][iy][ix]`` with loops ``B, K, G, OX, OY, C, FX, FY``.
 * Linear and attention matmuls are ``Gemm`` layers ``O[d][k]+=I[d][c]*W[c][k]`` (loops
   ``D = M``, ``K = N``, ``C = K``), with an ``h`` loop for ``G > 1`` (attention heads).
-* Every operand's source is the layer itself: each layer reads its inputs from memory, as the
-  cost model assumes (no fusion), so ZigZag sees independent layers.
+* ``operand_source`` (``zigzag_links.py``): a weight names its own layer (ZigZag's mark of a
+  constant operand); an activation names the exported layer that produced it when the trace's
+  graph has that edge; an activation produced outside the export (a norm, an activation
+  function, the model input) has no entry, which ZigZag reads as an external input.
 
 Precision per stage comes from ``schedule.stages()``: ``I``/``W`` are the op's operand bits
 (``StepBits.operand_bits``: wa -> act x weight, aa -> act x act, pa -> prob x act), ``O`` the
-arch's accumulator width, ``O_final`` the activation bits (outputs are requantised).
+arch's accumulator width (the hardware's output register holds it), ``O_final`` the activation
+bits (outputs are requantised).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from earlyq_sim.simulator.cost.exports.common import ExportLayer, export_layers
+from earlyq_sim.atomic_io import atomic_write_bytes
 from earlyq_sim.schedule import StepBits
 from earlyq_sim.simulator.cost.arch import ArchSpec
+from earlyq_sim.simulator.cost.exports.common import ExportLayer, export_layers
+from earlyq_sim.simulator.cost.exports.zigzag_hardware import HardwareBits, hardware
+from earlyq_sim.simulator.cost.exports.zigzag_links import operand_sources
 
 CONV_EQUATION = "O[b][g][k][oy][ox]+=W[g][k][c][fy][fx]*I[b][g][c][iy][ix]"
 GEMM_EQUATION = "O[d][k]+=I[d][c]*W[c][k]"
 GEMM_EQUATION_H = "O[h][d][k]+=I[h][d][c]*W[h][c][k]"
 DEFAULT_BITS = StepBits(8, 8, 8)
+LINKS = {"O": "O", "W": "I2", "I": "I1"}
 
 
 @dataclass(frozen=True)
@@ -43,13 +59,17 @@ class ZigZagExport:
     stage_labels: tuple[str, ...]
     mapping: Path
     manifest: Path
+    hardware: Path | None = None
+    readme: Path | None = None
 
 
-def layer_entry(L: ExportLayer, layer_id: int, bits: StepBits, acc_bits: int = 32) -> dict:
-    """One ZigZag workload layer (plain dict, YAML-ready) for an op at ``bits``."""
+def layer_entry(L: ExportLayer, layer_id: int, bits: StepBits, acc_bits: int = 32, source: dict | None = None) -> dict:
+    """One ZigZag workload layer (plain dict, YAML-ready) for an op at ``bits``.
+
+    ``source``: its ``operand_source`` (layer ids); default: weight constant, activation external."""
     x, y = bits.operand_bits(L.operand_kind)
     prec = {"W": int(y), "I": int(x), "O": int(acc_bits), "O_final": int(bits.act)}
-    src = {"I": layer_id, "W": layer_id}
+    src = dict(source) if source is not None else ({"W": layer_id} if L.operand_kind == "wa" else {})
     if L.is_conv:
         return {
             "id": layer_id, "name": L.name, "operator_type": "Conv", "equation": CONV_EQUATION,
@@ -70,52 +90,112 @@ def layer_entry(L: ExportLayer, layer_id: int, bits: StepBits, acc_bits: int = 3
             "operand_precision": prec, "operand_source": src}
 
 
-def workload(layers: list[ExportLayer], bits: StepBits, acc_bits: int = 32) -> list[dict]:
+def workload(layers: list[ExportLayer], bits: StepBits, acc_bits: int = 32,
+             sources: list[dict] | None = None) -> list[dict]:
     """The ZigZag workload (list of layer dicts) of ``layers`` at ``bits``."""
-    return [layer_entry(L, i, bits, acc_bits) for i, L in enumerate(layers)]
+    return [layer_entry(L, i, bits, acc_bits, None if sources is None else sources[i]) for i, L in enumerate(layers)]
 
 
-def mapping(rows: int, cols: int) -> list[dict]:
-    """A default ZigZag mapping: output channels over array columns, reduction over rows."""
+def conv_rows_unrolling(L: ExportLayer, rows: int) -> list[str] | None:
+    """Rows unrolling of a conv whose input channels leave rows idle: ``C`` then ``FY``/``FX``
+    (ZigZag's mixed spatial mapping), as our array maps the im2col reduction ``C*R*S`` onto
+    rows. ``None`` when ``C`` alone fills the rows or the kernel is 1x1."""
+    c = L.C_in // L.groups
+    if c >= rows or L.R * L.S == 1:
+        return None
+    out, used = [f"C, {c}"], c
+    for dim, size in (("FY", L.R), ("FX", L.S)):
+        f = min(size, rows // used)
+        while f > 1 and size % f:  # an unrolling that divides the loop: no partial tiles
+            f -= 1
+        if f > 1:
+            out.append(f"{dim}, {f}")
+            used *= f
+    return out if len(out) > 1 else None
+
+
+def mapping(rows: int, cols: int, layers: list[ExportLayer] | None = None) -> list[dict]:
+    """ZigZag mapping: output channels over array columns (D1), reduction over rows (D2), as a
+    weight-stationary array; convs with few input channels also unroll the kernel on rows."""
     sm = {"D1": [f"K, {cols}"], "D2": [f"C, {rows}"]}
-    links = {"O": "O", "W": "I2", "I": "I1"}
-    return [{"name": "default", "spatial_mapping": sm, "memory_operand_links": links},
-            {"name": "Gemm", "spatial_mapping": sm, "memory_operand_links": links}]
+    out = [{"name": "default", "spatial_mapping": sm, "memory_operand_links": dict(LINKS)},
+           {"name": "Gemm", "spatial_mapping": sm, "memory_operand_links": dict(LINKS)}]
+    seen = set()
+    for L in layers or ():
+        d2 = conv_rows_unrolling(L, rows) if L.is_conv else None
+        if d2 is not None and L.name not in seen:
+            seen.add(L.name)
+            out.append({"name": L.name, "spatial_mapping": {"D1": [f"K, {cols}"], "D2": d2},
+                        "memory_operand_links": dict(LINKS)})
+    return out
 
 
-def export_zigzag(trace_or_ops, out_dir, schedule=None, arch: ArchSpec | None = None, stem: str | None = None) -> ZigZagExport:
-    """Write one ZigZag workload YAML per precision stage of ``schedule`` (W8A8 without one).
-
-    ``arch`` (optional ``ArchSpec`` or name) sets the partial-sum precision (accumulator
-    width, 32 by default) and the array size of the default mapping (32x32 by default).
-    """
-    layers = export_layers(trace_or_ops)
-    acc, rows, cols = 32, 32, 32
-    if arch is not None:
-        from earlyq_sim.simulator.cost.arch import load_arch
-        arch = load_arch(arch)
-        acc, rows, cols = arch.accumulator.width_bits, arch.array.rows, arch.array.cols
-    model = getattr(trace_or_ops, "model_name", "") or "workload"
-    stem = stem or model
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def _stages(schedule):
     if schedule is None:
-        stages = [(0, 0, 0, 0, DEFAULT_BITS)]
-    else:
-        stages = [(st.index, st.step_start, st.step_end, st.steps, st.bits) for st in schedule.stages()]
+        return [(0, 0, 0, 0, DEFAULT_BITS)]
+    return [(st.index, st.step_start, st.step_end, st.steps, st.bits) for st in schedule.stages()]
+
+
+def hardware_bits(layers: list[ExportLayer], stages) -> HardwareBits:
+    """Widest streamed / stationary bits over the exported stages (what the registers and ports
+    must carry); the MAC energy is quoted at the most common operand pair of the first stage."""
+    xs, ys = [], []
+    for *_, bits in stages:
+        for L in layers:
+            x, y = bits.operand_bits(L.operand_kind)
+            xs.append(x)
+            ys.append(y)
+    first = [stages[0][-1].operand_bits(L.operand_kind) for L in layers]
+    mac = max(set(first), key=first.count) if first else (8, 8)
+    return HardwareBits(max(xs, default=8), max(ys, default=8), (int(mac[0]), int(mac[1])))
+
+
+def _dump(path: Path, obj) -> Path:
+    return atomic_write_bytes(path, yaml.safe_dump(obj, sort_keys=False).encode())
+
+
+def _readme(stem: str, paths: list[Path], hw: Path, mp: Path) -> str:
+    return (f"ZigZag (zigzag-dse 3.9) export of {stem}.\n\n"
+            "Run one stage:\n\n"
+            "    from zigzag.api import get_hardware_performance_zigzag\n"
+            f"    energy_pj, cycles, cmes = get_hardware_performance_zigzag(\n"
+            f"        '{paths[0].name}', '{hw.name}', '{mp.name}', opt='latency')\n\n"
+            "Not modelled by ZigZag: per-fold fill/drain of the systolic wavefront (one drain per\n"
+            "layer), precision-dependent compute cycles (one MAC per PE per cycle at any bits),\n"
+            "vector ops (norms, softmax, elementwise) which earlyq-sim costs on its vector unit.\n")
+
+
+def export_zigzag(trace_or_ops, out_dir, schedule=None, arch: ArchSpec | str | None = None,
+                  stem: str | None = None) -> ZigZagExport:
+    """Write the ZigZag workloads (one per precision stage of ``schedule``, W8A8 without one),
+    the mapping, the hardware of ``arch`` (``int8-systolic`` by default) and a manifest.
+
+    ``arch`` (an ``ArchSpec`` or a name) sets the partial-sum precision (accumulator width),
+    the array size of the mapping and everything in the hardware file."""
+    from earlyq_sim.simulator.cost.arch import load_arch
+
+    layers = export_layers(trace_or_ops)
+    spec = load_arch(arch if arch is not None else "int8-systolic")
+    acc, rows, cols = spec.accumulator.width_bits, spec.array.rows, spec.array.cols
+    stem = stem or getattr(trace_or_ops, "model_name", "") or "workload"
+    out = Path(out_dir)
+    stages = _stages(schedule)
+    hw = hardware(spec, hardware_bits(layers, stages))  # a bad bandwidth is an error before any file
+    sources = operand_sources(trace_or_ops, layers)
     paths, labels = [], []
     for idx, _s0, _s1, _n, bits in stages:
         p = out / f"{stem}_stage{idx}_{bits.label}.yaml"
-        p.write_text(yaml.safe_dump(workload(layers, bits, acc), sort_keys=False))
+        _dump(p, workload(layers, bits, acc, sources))
         paths.append(p)
         labels.append(bits.label)
-    map_path = out / f"{stem}_mapping.yaml"
-    map_path.write_text(yaml.safe_dump(mapping(rows, cols), sort_keys=False))
-    manifest = out / f"{stem}_stages.csv"
-    with open(manifest, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["stage", "step_start", "step_end", "steps", "label", "weight_bits", "act_bits",
-                    "prob_bits", "workload"])
-        for (idx, s0, s1, n, bits), p in zip(stages, paths):
-            w.writerow([idx, s0, s1, n, bits.label, bits.weight, bits.act, bits.prob, p.name])
-    return ZigZagExport(tuple(paths), tuple(labels), map_path, manifest)
+    map_path = _dump(out / f"{stem}_mapping.yaml", mapping(rows, cols, layers))
+    hw_path = _dump(out / f"{stem}_hardware.yaml", hw)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["stage", "step_start", "step_end", "steps", "label", "weight_bits", "act_bits", "prob_bits",
+                "workload"])
+    for (idx, s0, s1, n, bits), p in zip(stages, paths):
+        w.writerow([idx, s0, s1, n, bits.label, bits.weight, bits.act, bits.prob, p.name])
+    manifest = atomic_write_bytes(out / f"{stem}_stages.csv", buf.getvalue().encode())
+    readme = atomic_write_bytes(out / f"{stem}_README.txt", _readme(stem, paths, hw_path, map_path).encode())
+    return ZigZagExport(tuple(paths), tuple(labels), map_path, manifest, hw_path, readme)
