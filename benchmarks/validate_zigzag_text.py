@@ -196,8 +196,9 @@ SYSTEMATIC = """## Systematic differences
    halvings, each buffer holding one tile at half its capacity (double-buffered), with the conv input counted at
    its real size (`x_share`, no halo); ZigZag's LOMA permutes the prime factors of every loop (`lpf_limit` 6),
    allocates loops to memory levels bottom-up, uses a buffer's full capacity and double-buffers a level only
-   when a tile fills at most half of it. With 2 MiB buffers both reach compulsory traffic on every layer (DRAM kB
-   columns equal). With 64 KiB, ZigZag moves more (table above: up to 1.5x on DDPM) and ours pays more fill/drain
+   when a tile fills at most half of it. With 2 MiB buffers at 8 B/cycle both move exactly the compulsory traffic
+   (DRAM energy columns equal); at 32 B/cycle ours moves 1 % (DDPM) and 4 % (SD) more than ZigZag, because the
+   latency objective buys cycles with traffic it can hide (docs/mapper.md). With 64 KiB, ZigZag moves more (table above: up to 1.5x on DDPM) and ours pays more fill/drain
    for its shorter temporal tiles (ours compute 10.2 M vs ZigZag 6.1 M cycles on DDPM at 64 KiB): the two
    searches trade traffic against tiles differently, which is most of the remaining 10-22 % at 64 KiB / 8 B/cycle.
 4. **Latency model.** ZigZag adds `computation + stalls + on-loading + off-loading` (its stall is per memory
@@ -213,7 +214,7 @@ SYSTEMATIC = """## Systematic differences
    acc` in DRAM). On-chip SRAM energy differs by the loop order each tool picks (ZigZag's SRAM column), not by the
    rule.
 6. **Energy.** MAC energy agrees exactly (both 0.3 pJ per 8x8 MAC). DRAM energy agrees where the traffic does
-   (2 MiB). ZigZag has no leakage (ours: 50 mW over our latency, shown separately) and its registers cost 0 as
+   (2 MiB at 8 B/cycle). ZigZag has no leakage (ours: 50 mW over our latency, shown separately) and its registers cost 0 as
    exported. ZigZag computes one MAC per PE per cycle at any precision: our int8 array's two passes at 16 bits
    (e.g. P16 attention) and the bit-serial archs' bit-dependent cycles are not in ZigZag, so this comparison uses
    8-bit operands only.
