@@ -210,13 +210,17 @@ def format_provenance(s: dict) -> list[str]:
 
 def format_quality_check(q: dict) -> list[str]:
     """The quality verdict: a warning line when the schedule loses the baseline's quality."""
-    c = q.get("check")
-    if not c:
+    if not q.get("check"):
         return []
-    lo, hi = c["fd_delta_ci95"]
-    detail = (f"FD {c['fd_schedule']:.2f} vs baseline {c['fd_baseline']:.2f} (difference {c['fd_delta']:+.2f}, 95% "
-              f"paired interval [{lo:.2f}, {hi:.2f}], limit {c['fd_limit']:.2f}); PSNR vs full precision "
-              f"{c['psnr_db']:.1f} dB (minimum {c['psnr_min_db']:g})")
+    c = q["check"]
+    detail = _check_detail(c)
     if c["ok"]:
         return [f"quality check: kept. {detail}"]
     return ["WARNING: image quality is not kept: " + "; ".join(c["reasons"]), f"quality check: {detail}"]
+
+
+def _check_detail(c: dict) -> str:
+    lo, hi = c["fd_delta_ci95"]
+    return (f"FD {c['fd_schedule']:.2f} vs baseline {c['fd_baseline']:.2f} (difference {c['fd_delta']:+.2f}, 95% "
+              f"paired interval [{lo:.2f}, {hi:.2f}], limit {c['fd_limit']:.2f}); PSNR vs full precision "
+              f"{c['psnr_db']:.1f} dB (minimum {c['psnr_min_db']:g})")
