@@ -24,6 +24,13 @@ def build_report(data: dict, ref, quick: bool, argv: str, wall_s: float, note: s
         c["ran"] = "ss_rows" in c
         c["ref_rows"] = c["ss_rows"] if c["ran"] else c["formula_rows"]
     L = [f"# Validation of the analytical cycle model{' (quick run)' if quick else ''}", "",
+         "> Since the mapper (docs/mapper.md), shipped archs pick a mapping per GEMM; the two schedules",
+         "> validated here against SCALE-Sim (`temporal_blocking: true`, the default before the mapper, and",
+         "> `false`, SCALE-Sim's own) are `mapping.mapper: fixed` and remain candidates of the search",
+         "> (`ArchSpec.with_fixed_schedule`). The mapper's candidates are checked against the step-by-step",
+         "> reference tile by tile (`tests/simulator/cost/test_mapper.py`). Other validations: latency and",
+         "> energy per layer against ZigZag on the same memory hierarchy (docs/validation_zigzag.md), compute",
+         "> cycles against Bit Fusion's published per-layer results (docs/validation_bitfusion.md).", "",
          f"Command: `.venv/bin/python benchmarks/validate_scalesim.py {argv}`",
          f"(SCALE-Sim v3 = PyPI scalesim 3.0.0; arch `{arch.name}`: {R}x{C}, DRAM "
          f"{arch.dram_bytes_per_cycle:g} B/cycle, SRAM {arch.buffers.ifmap_kib:g}/{arch.buffers.filter_kib:g}/"

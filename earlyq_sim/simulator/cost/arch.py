@@ -7,11 +7,8 @@ PE types (``pe.type``) are registry entries, one module each in ``pe_types/`` (b
 bit_serial_act = Stripes, bitfusion = Bit Fusion, bit_serial_both = Loom); each declares the
 ``pe:`` fields it reads, so :func:`parse_arch` validates any registered type the same way.
 
-Normalisation used by the shipped specs: iso-throughput at 8x8 bits. Every arch has the same
-array (32x32), clock and memory system, and its ``lanes`` are chosen so its peak MACs/cycle at
-8x8 bits equals the int8 array's (``rows*cols``): Stripes 8 lanes, Loom 64 lanes, Bit Fusion 16
-bricks = one 8x8 MAC. The bit-serial PEs are therefore wider (more area) than an int8 PE; area
-is not modelled.
+Shipped specs are iso-throughput at 8x8 bits (same 32x32 array, clock and memory; ``lanes`` set
+so peak MACs/cycle at 8x8 equals the int8 array's); their area differs (``area:``, ``area.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +19,7 @@ from pathlib import Path
 
 from earlyq_sim.errors import UserError
 from earlyq_sim.safe_yaml import read_yaml
+from earlyq_sim.simulator.cost.cycle_model import FOLD_OVERLAPS
 from earlyq_sim.simulator.cost.pe_types import REQUIRED, pe_type, pe_type_names
 
 ARCH_DIR = Path(__file__).resolve().parent / "archs"
@@ -37,6 +35,7 @@ class ArraySpec:
     rows: int  # PE rows
     cols: int  # PE columns
     dataflow: str  # 'ws' | 'os' | 'is'
+    fold_overlap: str = "none"  # none | wavefront | shadow (cycle_model.FOLD_OVERLAPS)
 
 
 @dataclass(frozen=True)
@@ -285,7 +284,8 @@ def parse_arch(data, src: str) -> ArchSpec:
     top = _Reader(src, data)
     arr = top.section("array")
     array = ArraySpec(arr.get("rows", int, lo=1, hi=4096), arr.get("cols", int, lo=1, hi=4096),
-                      arr.get("dataflow", str, choices=DATAFLOWS))
+                      arr.get("dataflow", str, choices=DATAFLOWS), arr.get("fold_overlap", str, default="none",
+                                                                                 choices=tuple(FOLD_OVERLAPS)))
     arr.done()
     pe = _read_pe(top.section("pe"))
     b = top.section("buffers")

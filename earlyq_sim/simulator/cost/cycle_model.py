@@ -13,6 +13,11 @@ partial sums fit on chip):
   ``floor(bricks / bricks_per_MAC)`` fused MACs).
 * ``passes``: full repeats of the GEMM for operands wider than the PE takes at once (chunk pairs).
 
+``array.fold_overlap`` (``FOLD_OVERLAPS``) says how consecutive folds of a GEMM instance share
+the array: ``none`` (default, SCALE-Sim) as above; ``wavefront``: ``preload + slot * ceil(t /
+lanes)`` per fold and one ``R + C - 2`` per instance (ZigZag's accounting); ``shadow``:
+``max(slot * ceil(t / lanes), preload)`` per fold, the preload and fill/drain once.
+
 Bit-serial PEs are bit-pipelined: a wavefront hop still takes one cycle, so the fill/drain
 term ``R + C - 2`` does not scale with bits; only the streaming term does. With bit-parallel
 PEs (slot = lanes = passes = 1) this is exactly SCALE-Sim's per-fold count.
@@ -68,11 +73,41 @@ def fold_cycles(R: int, C: int, preload: int, T, slot, lanes) -> np.ndarray:
     return preload + (R + C - 2) + np.asarray(slot, np.int64) * ceil_div(T, lanes)
 
 
-def blocked_cycles(R: int, C: int, mp, blocks, f) -> np.ndarray:
-    """Cycles of one GEMM instance over all passes, folds and temporal blocks."""
-    per = ((blocks.count - 1) * fold_cycles(R, C, mp.preload, blocks.size, f.slot, f.lanes)
-           + fold_cycles(R, C, mp.preload, blocks.last, f.slot, f.lanes))
-    return f.passes * mp.row_folds * mp.col_folds * per
+def _wavefront_fold(R, C, preload, T, slot, lanes):
+    return preload + np.asarray(slot, np.int64) * ceil_div(T, lanes)
+
+
+def _shadow_fold(R, C, preload, T, slot, lanes):
+    return np.maximum(np.asarray(slot, np.int64) * ceil_div(T, lanes), preload)
+
+
+def _shadow_ends(R, C, preload, T_last, slot, lanes):
+    # the first preload and the fill/drain, less the idle preload slack counted for the last
+    # fold (no fold follows it)
+    last = np.asarray(slot, np.int64) * ceil_div(T_last, lanes)
+    return preload + (R + C - 2) - np.maximum(preload - last, 0)
+
+
+#: ``array.fold_overlap``: (cycles per fold, cycles once per GEMM instance), each a function of
+#: ``(R, C, preload, t, slot, lanes)`` (for the once-term ``t`` is the last fold's extent).
+#: none: every fold fills and drains alone (SCALE-Sim). wavefront: folds stream back to back,
+#: the next fold's stationary values load after the current fold has streamed (a single
+#: stationary register; ZigZag's accounting), one fill/drain per instance. shadow: the next
+#: fold's values load into shadow registers while the current one streams (TPU-style).
+FOLD_OVERLAPS = {
+    "none": (fold_cycles, lambda R, C, pre, t, slot, lanes: 0),
+    "wavefront": (_wavefront_fold, lambda R, C, pre, t, slot, lanes: R + C - 2),
+    "shadow": (_shadow_fold, _shadow_ends),
+}
+
+
+def blocked_cycles(R: int, C: int, mp, blocks, f, overlap: str = "none") -> np.ndarray:
+    """Cycles of one GEMM instance over all passes, folds and temporal blocks, folds overlapping
+    per ``overlap`` (``FOLD_OVERLAPS``)."""
+    fold, ends = FOLD_OVERLAPS[overlap]
+    per = ((blocks.count - 1) * fold(R, C, mp.preload, blocks.size, f.slot, f.lanes)
+           + fold(R, C, mp.preload, blocks.last, f.slot, f.lanes))
+    return f.passes * mp.row_folds * mp.col_folds * per + ends(R, C, mp.preload, blocks.last, f.slot, f.lanes)
 
 
 def stream_row_values(dataflow: str, M, K, x_elems=None) -> np.ndarray:
@@ -96,7 +131,7 @@ def gemm_compute_cycles(arch: ArchSpec, M, N, K, G, x_bits, y_bits, swappable=No
     f = bit_factors(arch.pe, x_bits, y_bits, swappable)
     blocks = temporal_blocks(arch, mp, stream_row_values(arch.array.dataflow, M, K, x_elems),
                              value_bytes=stream_value_bytes(arch.array.dataflow, x_bits, y_bits))
-    return np.asarray(G, np.int64) * blocked_cycles(R, C, mp, blocks, f)
+    return np.asarray(G, np.int64) * blocked_cycles(R, C, mp, blocks, f, arch.array.fold_overlap)
 
 
 def peak_macs_per_cycle(arch: ArchSpec, x_bits, y_bits, swappable=None) -> np.ndarray:

@@ -36,7 +36,7 @@ import numpy as np
 
 from earlyq_sim.simulator.cost import energy as en
 from earlyq_sim.simulator.cost.arch import ArchSpec
-from earlyq_sim.simulator.cost.cycle_model import blocked_cycles, stream_row_values
+from earlyq_sim.simulator.cost.cycle_model import FOLD_OVERLAPS, blocked_cycles, stream_row_values
 from earlyq_sim.simulator.cost.mapping import ceil_div, map_gemm, stream_value_bytes, temporal_blocks
 from earlyq_sim.simulator.cost.memory import gemm_traffic
 
@@ -143,11 +143,10 @@ def _changes(counts: dict, order: str, depends: str, level: int) -> np.ndarray:
     return ch
 
 
-def _temporal_sum(T, t, P, slot, lanes) -> np.ndarray:
-    """Sum over temporal tiles of ``P + slot * ceil(t_l / lanes)`` (full tiles plus a remainder)."""
+def _temporal_sum(T, t, fold) -> np.ndarray:
+    """Sum over temporal tiles of ``fold(t_l)`` (full tiles plus a remainder)."""
     full, rem = T // t, T % t
-    return (full * (P + slot * ceil_div(t, lanes))
-            + np.where(rem > 0, P + slot * ceil_div(np.maximum(rem, 1), lanes), 0))
+    return full * fold(t) + np.where(rem > 0, fold(np.maximum(rem, 1)), 0)
 
 
 def _grid(D, unit, n: int) -> np.ndarray:
@@ -188,10 +187,14 @@ def tiled_candidates(arch: ArchSpec, dims: dict, x_share, xb, yb, ob, f, fill=No
     full = {d: col(dims[d]) for d in "MNK"}
     counts = {d.lower(): np.ceil(full[d] / tile[d]) for d in "MNK"}
     # compute: spatial tiles are whole folds, so only the temporal tiling changes the count
-    P = (0 if df == "os" else R) + R + C - 2
-    tsum = _temporal_sum(dims[td][:, None, None, None], tile[td].astype(np.int64), P,
-                         f.slot[:, None, None, None], f.lanes[:, None, None, None])
-    compute = col(f.passes * ceil_div(dims[rd], R) * ceil_div(dims[cd], C)) * tsum
+    pre = 0 if df == "os" else R
+    slot, lanes = f.slot[:, None, None, None], f.lanes[:, None, None, None]
+    T, t = dims[td][:, None, None, None], tile[td].astype(np.int64)
+    fold, ends = FOLD_OVERLAPS[arch.array.fold_overlap]
+    tsum = _temporal_sum(T, t, lambda tl: fold(R, C, pre, tl, slot, lanes))
+    # the last tile's last fold ends the instance: its extent is the remainder if there is one
+    compute = col(f.passes * ceil_div(dims[rd], R) * ceil_div(dims[cd], C)) * tsum \
+        + ends(R, C, pre, np.where(T % t > 0, T % t, t), slot, lanes)
     Xd, W, O = full["M"] * full["K"] * per["X"], full["K"] * full["N"] * per["W"], full["M"] * full["N"] * col(ob / 8)
     psum = full["M"] * full["N"] * acc
     # array-side SRAM: the streamed operand once per column fold, the stationary one per temporal tile
@@ -228,15 +231,17 @@ def tiled_candidates(arch: ArchSpec, dims: dict, x_share, xb, yb, ob, f, fill=No
                 m = (np.where(_changes(counts, order, "mk", lvl), tb["X"], 0.0)
                      + np.where(_changes(counts, order, "kn", lvl), tb["W"], 0.0))
                 mems.append((m, _changes(counts, order, "mn", lvl)))
+            # the rest of the first tile streams in while it computes (the DMA streams in order)
+            first = np.maximum(tb["X"] + tb["W"] - pro, 0.0)
             # outputs: whatever DRAM is left once inputs and the final write-back are placed is
-            # spread over the advances that change the output tile (write-backs, partial sums)
-            in_bytes = sum(s * m for s, (m, _) in zip(steps, mems)) + pro
+            # spread over the advances that change the output tile and the last tile (write-backs,
+            # partial sums), so no byte goes uncharged: latency >= DRAM bytes / bandwidth
+            in_bytes = sum(s * m for s, (m, _) in zip(steps, mems)) + pro + first
             o_steps = sum(s * och for s, (_, och) in zip(steps, mems))
-            o_each = np.where(o_steps > 0, np.maximum(dram - in_bytes - epi, 0.0) / np.maximum(o_steps, 1), 0.0)
-            cyc = (pro + epi) / bw
+            o_each = np.maximum(dram - in_bytes - epi, 0.0) / (o_steps + 1.0)
+            cyc = (pro + epi) / bw + np.maximum(comp_it, (first + o_each) / bw)
             for s, (m, och) in zip(steps, mems):
                 cyc = cyc + s * np.maximum(comp_it, (m + np.where(och, o_each, 0.0)) / bw)
-            cyc = cyc + comp_it  # the first tile computes once the fill is in
         res["dram"].append(dram)
         res["cycles"].append(cyc)
     # large arrays per (op, order, r, c, t); the rest per (op, 1, r, c, t), broadcast when combined
@@ -253,7 +258,7 @@ def _fixed(arch: ArchSpec, M, N, K, x, y, ob, f, x_el, blocking: bool, value_byt
     mp = map_gemm(df, R, C, M, N, K)
     blocks = temporal_blocks(arch, mp, stream_row_values(df, M, K, x_el), blocking=blocking,
                              value_bytes=value_bytes)
-    comp = blocked_cycles(R, C, mp, blocks, f).astype(np.float64)
+    comp = blocked_cycles(R, C, mp, blocks, f, arch.array.fold_overlap).astype(np.float64)
     tr = gemm_traffic(arch, mp, blocks, M, N, K, np.ones_like(M), x, y, ob, f, x_elems=x_el)
     return comp, tr.dram, tr.sram, blocks.size
 
@@ -305,8 +310,8 @@ def _map_unique(arch: ArchSpec, M, N, K, G, x_bits, y_bits, out_bits, f, x_elems
         # G instances run back to back: the fill before the first and the write-back after the last
         # are exposed once, the rest repeats per instance
         exposed = (pro + epi) / bw if exposed_on else 0.0
-        cyc = g * (cyc1 - exposed) + exposed
         dram, sram = dram1 * g, (arr1 + dram1) * g
+        cyc = np.maximum(g * (cyc1 - exposed) + exposed, dram / bw)  # the bytes still cross the channel
         if arch.mapping.objective == "latency":
             obj = cyc
         else:

@@ -73,6 +73,41 @@ def step_fold(R: int, C: int, preload: int, slots: int, slot_cycles: int) -> int
         c += 1
 
 
+def step_pipelined(R: int, C: int, preload: int, fold_slots: list[int], slot_cycles: int,
+                   shadow: bool = True) -> tuple[int, list[int]]:
+    """Folds streamed back to back (``array.fold_overlap`` wavefront/shadow), cycle by cycle: every
+    PE runs the slots of fold 0, then fold 1, ... with the wavefront rule of ``step_fold``. The
+    stationary values of a fold shift in for ``preload`` cycles: with ``shadow`` registers the
+    load starts when the previous fold starts at the corner PE; without, when the corner PE has
+    finished the previous fold. Fold 0 starts after its preload. Returns (cycles until every PE
+    is done, the cycle each fold starts at the corner PE)."""
+    bounds = np.cumsum([0] + list(fold_slots))  # global slot index where each fold starts
+    total = int(bounds[-1])
+    nxt = np.zeros((R, C), np.int64)
+    busy = np.zeros((R, C), np.int64)
+    big = np.iinfo(np.int64).max
+    starts: list[int] = []
+    c = preload
+    while True:
+        if (nxt == total).all() and (busy <= c).all():
+            return int(busy.max()), starts
+        prev = nxt.copy()
+        left = np.full((R, C), big)
+        left[:, 1:] = prev[:, :-1]
+        up = np.full((R, C), big)
+        up[1:, :] = prev[:-1, :]
+        go = (busy <= c) & (nxt < total) & (left > nxt) & (up > nxt)
+        f = len(starts)  # the next fold to start at the corner
+        if go[0, 0] and f < len(fold_slots) and nxt[0, 0] == bounds[f]:
+            if f and c < (starts[-1] if shadow else busy[0, 0]) + preload:
+                go[0, 0] = False  # its stationary values are still shifting in
+            else:
+                starts.append(c)
+        busy[go] = c + slot_cycles
+        nxt[go] += 1
+        c += 1
+
+
 # --- the whole GEMM: folds, buffers, pipeline ---------------------------------------------------
 def simulate_gemm(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: int, out_bits: int,
                   G: int = 1, swappable: bool = False, x_elems: float | None = None,
@@ -116,8 +151,11 @@ def simulate_gemm(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: i
     folds = []  # (compute cycles, DRAM load bytes, DRAM store bytes) per fold
     sram = 0.0
     nfolds = 0
+    piped, shadow = arch.array.fold_overlap != "none", arch.array.fold_overlap == "shadow"
     for _g in range(G):
         resident_x, resident_w = set(), set()
+        run: list[int] = []  # pipelined: slots of every fold pass of this instance, in order
+        first_fold = len(folds)
         for t0 in range(0, T, tb):
             t = min(tb, T - t0)
             slots = _slots(t, lanes)
@@ -146,7 +184,10 @@ def simulate_gemm(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: i
                             if keep:
                                 res.add(key)
                     for _p in range(passes):
-                        cyc += _fold_cycles(memo, R, C, preload, slots, slot_c)
+                        if piped:
+                            run.append(slots)
+                        else:
+                            cyc += _fold_cycles(memo, R, C, preload, slots, slot_c)
                         nfolds += 1
                         sram += need_x[1] / cx + need_w[1] / cy  # one chunk of each operand per pass
                         if df != "os":
@@ -167,6 +208,12 @@ def simulate_gemm(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: i
                         sram += rows * cols * ob
                         store += rows * cols * ob
                     folds.append((cyc, load, store))
+        if piped:  # each fold's compute: the cycles until the next one starts (the last: the drain)
+            total, starts = step_pipelined(R, C, preload, run, slot_c, shadow)
+            ends = starts[1:] + [total]
+            for i in range(first_fold, len(folds)):
+                j = (i - first_fold) * passes
+                folds[i] = (ends[j + passes - 1] - (starts[j] if j else 0), *folds[i][1:])
     bw = arch.dram_bytes_per_cycle
     compute = int(sum(f[0] for f in folds))
     dram = float(sum(f[1] + f[2] for f in folds))
@@ -216,6 +263,7 @@ def simulate_tiled(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: 
         held = {"x": None, "w": None, "o": None}
         o_size = (0, 0)  # extent of the held output tile
         done_k: dict = {}  # output tile -> k tiles accumulated so far
+        run: list[int] = []  # pipelined: slots of every fold of this instance, in order
         for i0 in tiles[order[0]]:
             for i1 in tiles[order[1]]:
                 for i2 in tiles[order[2]]:
@@ -238,9 +286,14 @@ def simulate_tiled(arch: ArchSpec, M: int, N: int, K: int, x_bits: int, y_bits: 
                     rows, cols, t = {"ws": (kt, nt, mt), "is": (kt, mt, nt), "os": (mt, nt, kt)}[df]
                     slots = _slots(t, lanes)
                     for _fold in range(len(range(0, rows, R)) * len(range(0, cols, C)) * passes):
-                        compute += _fold_cycles(memo, R, C, preload, slots, slot_c)
+                        if arch.array.fold_overlap != "none":
+                            run.append(slots)
+                        else:
+                            compute += _fold_cycles(memo, R, C, preload, slots, slot_c)
                         nfolds += 1
         dram += _leave_output(done_k[held["o"]], len(tiles["k"]), *o_size, acc, out_bits)
+        if run:
+            compute += step_pipelined(R, C, preload, run, slot_c, arch.array.fold_overlap == "shadow")[0]
     return RefResult(compute, dram, float("nan"), compute + dram / arch.dram_bytes_per_cycle, nfolds)
 
 

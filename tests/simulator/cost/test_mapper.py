@@ -13,6 +13,7 @@ from earlyq_sim.simulator.cost.cost_model import evaluate
 from earlyq_sim.simulator.cost.cycle_model import bit_factors
 from earlyq_sim.simulator.cost.mapper import ORDERS, tiled_candidates
 from earlyq_sim.simulator.cost.optable import empty_row, make_table
+from earlyq_sim.simulator.cost.cycle_model import FOLD_OVERLAPS
 from earlyq_sim.simulator.cost.reference_sim import simulate_gemm, simulate_tiled
 
 NAMES = ("int8-systolic", "stripes", "bitfusion", "loom")
@@ -23,7 +24,8 @@ def _arch(data, name=None, objective="latency"):
     kib = lambda: data.draw(st.sampled_from([0.05, 0.25, 1.0, 4.0, 64.0]))  # noqa: E731
     return dataclasses.replace(
         a, array=dataclasses.replace(a.array, rows=data.draw(st.integers(1, 5)), cols=data.draw(st.integers(1, 5)),
-                                     dataflow=data.draw(st.sampled_from(["ws", "os", "is"]))),
+                                     dataflow=data.draw(st.sampled_from(["ws", "os", "is"])),
+                                     fold_overlap=data.draw(st.sampled_from(sorted(FOLD_OVERLAPS)))),
         buffers=dataclasses.replace(a.buffers, ifmap_kib=kib(), filter_kib=kib(), ofmap_kib=kib(),
                                     double_buffered=data.draw(st.booleans())),
         dram_bytes_per_cycle=data.draw(st.sampled_from([0.5, 4.0, 32.0])),
@@ -57,8 +59,11 @@ def test_tiled_closed_forms_match_the_tile_walk(data):
     x, y = bits.operand_bits(kind)
     f = bit_factors(arch.pe, np.array([x]), np.array([y]), np.array([kind != "wa"]))
     share = (M * K if x_el is None else x_el) / (M * K)
-    dram, _, sm = tiled_candidates(arch, {d: np.array([v]) for d, v in zip("MNK", (M, N, K))}, np.array([share]),
+    dram, cyc, sm = tiled_candidates(arch, {d: np.array([v]) for d, v in zip("MNK", (M, N, K))}, np.array([share]),
                                    np.array([float(x)]), np.array([float(y)]), np.array([float(bits.act)]), f)
+    # no DRAM byte goes uncharged: every candidate's latency is at least its DRAM time (a whole-GEMM
+    # tile once charged only its first fold's bytes: 4,584 cycles for 137,600 bytes at 8 B/cycle)
+    assert (cyc >= dram / arch.dram_bytes_per_cycle * (1 - 1e-12)).all()
     for _ in range(3):
         o, r, c, t = (data.draw(st.integers(0, s - 1)) for s in dram.shape[1:])
         Mt, Nt, Kt = (int(sm[k][0, 0, r, c, t]) for k in ("Mt", "Nt", "Kt"))
@@ -83,6 +88,7 @@ def test_chosen_mapping_matches_reference_and_beats_fixed_schedules(data):
     assert ref.compute_cycles == out.compute_cycles
     assert ref.dram_bytes == pytest.approx(out.dram_bytes, rel=1e-9)
     assert out.dram_bytes >= out.compulsory_dram_bytes * (1 - 1e-12)
+    assert out.cycles >= out.dram_bytes / arch.dram_bytes_per_cycle * (1 - 1e-12)
     for blocking in (False, True):  # SCALE-Sim's one block, today's temporal blocking
         fixed = dataclasses.replace(arch, mapping=MappingSpec("fixed", arch.mapping.objective),
                                     buffers=dataclasses.replace(arch.buffers, temporal_blocking=blocking))

@@ -9,7 +9,8 @@ from hypothesis import given, settings, strategies as st
 from earlyq_sim.simulator.cost.arch import list_archs, load_arch as _load_arch
 from earlyq_sim.simulator.cost.cost_model import evaluate
 from earlyq_sim.simulator.cost.optable import empty_row, make_table
-from earlyq_sim.simulator.cost.reference_sim import pe_behaviour, simulate_gemm, step_fold
+from earlyq_sim.simulator.cost.cycle_model import FOLD_OVERLAPS
+from earlyq_sim.simulator.cost.reference_sim import pe_behaviour, simulate_gemm, step_fold, step_pipelined
 from earlyq_sim.schedule import StepBits
 
 def load_arch(name):
@@ -31,6 +32,22 @@ def test_step_fold_hand():
     assert step_fold(1, 1, 0, 5, 2) == 10  # one PE: five 2-cycle slots
 
 
+def test_step_pipelined_hand():
+    # one fold: the same as step_fold
+    assert step_pipelined(2, 3, 2, [4], 1)[0] == step_fold(2, 3, 2, 4, 1)
+    # 2x2, preload 2: fold 0 starts at 2 and streams 5 slots; fold 1 waits for nothing (5 >= 2), a
+    # 1-slot fold 1 then holds fold 2 back until 2 cycles after it started; drain 2 hops
+    total, starts = step_pipelined(2, 2, 2, [5, 1, 3], 1)
+    assert starts == [2, 7, 9] and total == 9 + 3 + 2
+    # os-like (no preload): back to back, one fill/drain in all
+    assert step_pipelined(3, 2, 0, [4, 4, 4], 1)[0] == 12 + (3 + 2 - 2)
+    # two-cycle slots (bit-serial): slots keep their length across the fold boundary
+    assert step_pipelined(1, 1, 0, [2, 3], 2) == (10, [0, 4])
+    # without shadow registers a fold's values load after the corner has finished the previous fold
+    total, starts = step_pipelined(2, 2, 2, [5, 1, 3], 1, shadow=False)
+    assert starts == [2, 9, 12] and total == 12 + 3 + 2
+
+
 def test_pe_behaviour_hand():
     assert pe_behaviour(load_arch("int8-systolic").pe, 16, 8) == (1, 1, 2, 1)
     assert pe_behaviour(load_arch("stripes").pe, 5, 8) == (5, 8, 1, 1)
@@ -40,11 +57,11 @@ def test_pe_behaviour_hand():
     assert pe_behaviour(load_arch("loom").pe, 3, 5) == (15, 64, 1, 1)
 
 
-def small_arch(name, df, R, C, pe_kw, buf_kib, db, blocking=True):
+def small_arch(name, df, R, C, pe_kw, buf_kib, db, blocking=True, fold_overlap="none"):
     a = load_arch(name)
     ifk, fk, ok = buf_kib
     return dataclasses.replace(
-        a, array=dataclasses.replace(a.array, rows=R, cols=C, dataflow=df),
+        a, array=dataclasses.replace(a.array, rows=R, cols=C, dataflow=df, fold_overlap=fold_overlap),
         pe=a.pe.replace(**pe_kw),
         buffers=dataclasses.replace(a.buffers, ifmap_kib=ifk, filter_kib=fk, ofmap_kib=ok, double_buffered=db,
                                     temporal_blocking=blocking))
@@ -81,7 +98,8 @@ def test_reference_agrees_with_analytical(name, df, data):
     blocking = data.draw(st.booleans())
     # a conv's real input has fewer values than its im2col matrix (None: a plain GEMM)
     x_el = data.draw(st.one_of(st.none(), st.integers(1, M * K)))
-    arch = small_arch(name, df, R, C, data.draw(pe_variants(name)), data.draw(buffers), db, blocking)
+    arch = small_arch(name, df, R, C, data.draw(pe_variants(name)), data.draw(buffers), db, blocking,
+                      data.draw(st.sampled_from(sorted(FOLD_OVERLAPS))))
     arch = dataclasses.replace(arch, accumulator=dataclasses.replace(arch.accumulator, overflow="saturate"))
     bits = StepBits(w, act, prob)
     x, y = bits.operand_bits(kind)
