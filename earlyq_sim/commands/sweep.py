@@ -17,7 +17,8 @@ import click
 @click.option("--max-points", type=click.IntRange(1, 10 ** 12), default=1_000_000, show_default=True,
               help="Refuse a grid with more points than this (counted before any work).")
 def sweep_command(spec, out_dir, executor, scheduler, no_resume, no_progress, max_points):
-    """Cost every point of a sweep SPEC (YAML: models x archs x arch overrides x schedules)."""
+    """Cost every point of a sweep SPEC (YAML: models x archs x arch overrides x schedules); with
+    `metrics: [cost, quality]` also image quality once per schedule of each trained model."""
     from earlyq_sim.atomic_io import check_out_dir
     from earlyq_sim.workloads.sweeps.runner import run_sweep
 
@@ -28,6 +29,9 @@ def sweep_command(spec, out_dir, executor, scheduler, no_resume, no_progress, ma
     s = df.attrs["sweep"]
     click.echo(f"{s['points']} points ({s['skipped']} already done, {s['computed']} computed, "
                f"{s['evaluations']} step evaluations) in {s['seconds']:.1f} s")
+    if "quality_cells" in s:
+        click.echo(f"{s['quality_cells']} quality cells ({s['quality_skipped']} already done, "
+                   f"{s['quality_computed']} computed in {s['quality_seconds']:.1f} s of sampling and judging)")
     best = df.loc[df["speedup"].idxmax()] if len(df) else None
     if best is not None:
         click.echo(f"best speedup {best['speedup']:.3f}x: {best['model']} on {best['arch']} with {best['schedule']}")

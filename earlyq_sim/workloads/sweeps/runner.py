@@ -1,8 +1,11 @@
 """Design-space sweeps: every (model, arch variant, schedule) point of a sweep spec, resumable.
 
-``run_sweep(spec, out_dir)`` expands the spec (:mod:`sweep_spec`) into points, traces each model
-once (disk-cached), costs the points chunk by chunk and writes each chunk's rows as one Parquet
-part file (atomically) under ``out_dir/parts``. A rerun into the same folder skips points whose
+``run_sweep(spec, out_dir)`` streams the spec's points (:mod:`points`: a generator, so a large
+grid starts costing at once), traces each model when its first chunk needs it (disk-cached),
+costs the points chunk by chunk and writes each chunk's rows as one Parquet part file
+(atomically) under ``out_dir/parts``. With ``metrics: [cost, quality]`` each quality cell
+(:mod:`quality_cells`: model x schedule, not arch) is computed once, cached under
+``out_dir/quality`` and joined to its rows (one Dask task per cell on the Dask executor). A rerun into the same folder skips points whose
 key (a hash of everything that decides the result) is already in a part, then merges all parts
 into ``results.csv`` / ``results.parquet``. A crash (even ``kill -9``) loses at most the chunks in
 flight and never leaves a half-written file: parts and results are written to a temporary sibling
@@ -15,8 +18,7 @@ shared by all schedules of a chunk (local executor: by the whole run). Units: ms
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
+import itertools
 import json
 import math
 import time
@@ -32,26 +34,17 @@ from earlyq_sim.simulator.cost.schedule_cost import compare_totals, step_cost
 from earlyq_sim.schedule import PrecisionSchedule
 from earlyq_sim.workloads.sweeps.parts import (SweepLock, clean_temps, done_keys, part_name, remove_parts,
                                               verified_parts, write_part)
-from earlyq_sim.simulator.cost.arch_dict import arch_to_dict
-from earlyq_sim.workloads.sweeps.spec import MAX_POINTS, ArchVariant, ScheduleEntry, SweepSpec, load_sweep
+from earlyq_sim.workloads.sweeps.points import (SWEEP_VERSION, SweepPoint, expand_points, iter_points, point_key,
+                                               todo_chunks)
+from earlyq_sim.workloads.sweeps.quality_cells import compute_cell, write_cell
+from earlyq_sim.workloads.sweeps.quality_stage import QualityStage
+from earlyq_sim.workloads.sweeps.spec import MAX_POINTS, SweepSpec, load_sweep
 from earlyq_sim.simulator.cost.arch import ArchSpec
 
-#: Bump when the row layout or the cost aggregation changes, so old parts are not reused.
-SWEEP_VERSION = "2"  # 2: the mapper (arch mapping/memory sections), DRAM columns
+__all__ = ["SWEEP_VERSION", "SweepPoint", "expand_points", "iter_points", "point_key", "run_sweep"]
+
 EXECUTORS = ("local", "dask")
 _NULLABLE_INT = ("early_bits", "late_bits", "prob_bits")
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    """One design point; ``key`` is a stable hash of everything that decides its result."""
-
-    index: int
-    model: str
-    arch: ArchVariant
-    schedule: ScheduleEntry
-    num_steps: int
-    key: str
 
 
 @dataclass(frozen=True)
@@ -67,43 +60,6 @@ class _Context:
 
 def _context(spec: SweepSpec) -> _Context:
     return _Context(spec.baseline, spec.ref_arch, spec.batch, spec.cfg, spec.override_fields)
-
-
-def _steps_for(spec: SweepSpec, model: str) -> int:
-    from earlyq_sim.api import default_num_steps
-
-    return spec.steps or default_num_steps(model)
-
-
-def point_key(spec: SweepSpec, model: str, variant: ArchVariant, entry: ScheduleEntry, steps: int) -> str:
-    """Hash of the point's parameters: the resolved arch and ref specs (not their file names), the
-    schedule at its step count, baseline, batch, cfg, tracer and sweep versions."""
-    from earlyq_sim.simulator.cost.tracer import TRACER_VERSION
-
-    ident = {"sweep": SWEEP_VERSION, "tracer": TRACER_VERSION, "model": model, "arch_base": variant.base,
-             "overrides": [[p, v] for p, v in variant.overrides], "arch": arch_to_dict(variant.spec),
-             **({} if variant.normalise == "as-specified" else {"normalise": variant.normalise}),
-             "ref": arch_to_dict(spec.ref_arch), "schedule": entry.build(steps).to_dict(),
-             "entry": dataclasses.asdict(entry), "baseline": spec.baseline, "batch": spec.batch, "cfg": spec.cfg}
-    text = json.dumps(ident, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def expand_points(spec: SweepSpec) -> list[SweepPoint]:
-    """The cartesian product models x arch variants x schedules, in that (stable) order."""
-    out, seen = [], {}
-    for model in spec.models:
-        steps = _steps_for(spec, model)
-        for variant in spec.archs:
-            for entry in spec.schedules:
-                p = SweepPoint(len(out), model, variant, entry, steps, point_key(spec, model, variant, entry, steps))
-                if p.key in seen:  # same parameters twice: one key, one row
-                    raise UserError(f"{spec.source}: schedules/overrides: point {p.index} repeats point {seen[p.key]} "
-                                    f"({model}, {variant.base} {dict(variant.overrides)}, {entry}); "
-                                    "allowed each combination once")
-                seen[p.key] = p.index
-                out.append(p)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,17 +139,6 @@ def evaluate_chunk(points: list[SweepPoint], ops: pd.DataFrame, ctx: _Context,
 # ---------------------------------------------------------------------------------------------
 # parts on disk
 # ---------------------------------------------------------------------------------------------
-def _chunks(points: list[SweepPoint], size: int) -> list[list[SweepPoint]]:
-    """Chunks of at most ``size`` points, never mixing models (one op table per chunk)."""
-    out: list[list[SweepPoint]] = []
-    for p in points:
-        if out and len(out[-1]) < size and out[-1][0].model == p.model:
-            out[-1].append(p)
-        else:
-            out.append([p])
-    return out
-
-
 def _order(df: pd.DataFrame, ctx: _Context) -> pd.DataFrame:
     """A fixed column order and dtypes, whatever the part files held."""
     lead = ["point_key", "model", "arch", *ctx.override_fields, "normalise", "pe_rows", "pe_cols", "area_mm2",
@@ -211,13 +156,12 @@ def _order(df: pd.DataFrame, ctx: _Context) -> pd.DataFrame:
     return df
 
 
-def merge_parts(parts_dir: Path, points: list[SweepPoint], ctx: _Context) -> pd.DataFrame:
-    """All rows of ``points`` from the part files, in point order."""
+def merge_parts(parts_dir: Path, keys: list[str], ctx: _Context) -> pd.DataFrame:
+    """The rows of the points ``keys`` from the part files, in that order."""
     files = verified_parts(parts_dir)  # checked again: merge only what passes its checksum
     frames = [pd.read_parquet(f) for f in files]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"point_key": []})
     df = df.drop_duplicates("point_key").set_index("point_key")
-    keys = [p.key for p in points]
     missing = [k for k in keys if k not in df.index]
     if missing:
         raise RuntimeError(f"sweep merge: {len(missing)} points have no row in {parts_dir}")
@@ -235,12 +179,27 @@ def _trace_ops(model: str, batch: int, cfg: bool) -> pd.DataFrame:
     return costing_ops(trace_model(model, batch=batch, cfg=cfg))
 
 
-def _run_local(chunks, ops, ctx, parts_dir, bar) -> int:
+class _OpTables(dict):
+    """Op tables traced (disk-cached) when a model's first chunk needs them."""
+
+    def __init__(self, batch: int, cfg: bool):
+        super().__init__()
+        self.batch, self.cfg = batch, cfg
+
+    def __missing__(self, model: str) -> pd.DataFrame:
+        self[model] = _trace_ops(model, self.batch, self.cfg)
+        return self[model]
+
+
+def _run_local(chunks, ops, ctx, parts_dir, bar, cells=(), qdir=None, qbar=None) -> int:
     cache = StepCache()  # shared by the whole run: every (arch, bits) is costed once
     for chunk in chunks:
         df, _ = evaluate_chunk(chunk, ops[chunk[0].model], ctx, cache)
         write_part(parts_dir / part_name([p.key for p in chunk]), df)
         bar.update(len(chunk))
+    for cell in cells:  # after the cost rows: minutes each
+        write_cell(qdir, compute_cell(cell))
+        qbar.update(1)
     return cache.evaluations
 
 
@@ -265,23 +224,50 @@ def _dask_client(scheduler: str | None):
     return Client(cluster), cluster
 
 
-def _run_dask(chunks, ops, ctx, parts_dir, bar, scheduler) -> int:
+def _run_dask(chunks, ops, ctx, parts_dir, bar, scheduler, cells=(), qdir=None, qbar=None) -> int:
+    """Quality cells as one task each (submitted first: minutes each), cost chunks through a window
+    of twice the cluster's threads (the chunk generator is consumed as results come back)."""
     from dask.distributed import as_completed
 
     client, cluster = _dask_client(scheduler)
     try:
-        ops_f = {m: client.scatter(t, broadcast=True) for m, t in ops.items()}
-        futs = {client.submit(evaluate_chunk, c, ops_f[c[0].model], ctx, pure=False): c for c in chunks}
+        scattered = {}
+        jobs: dict = {}
+        done = as_completed()
+        for cell in cells:
+            fut = client.submit(compute_cell, cell, pure=False)
+            jobs[fut] = ("quality", cell)
+            done.add(fut)
+        chunk_iter = iter(chunks)
+
+        def feed() -> None:
+            chunk = next(chunk_iter, None)
+            if chunk is None:
+                return
+            m = chunk[0].model
+            if m not in scattered:
+                scattered[m] = client.scatter(ops[m], broadcast=True)
+            fut = client.submit(evaluate_chunk, chunk, scattered[m], ctx, pure=False)
+            jobs[fut] = ("cost", chunk)
+            done.add(fut)
+
+        for _ in range(max(4, 2 * sum(client.nthreads().values()))):
+            feed()
         evals = 0
         try:
-            for fut in as_completed(futs):
+            for fut in done:
+                kind, item = jobs.pop(fut)
+                if kind == "quality":
+                    write_cell(qdir, fut.result())  # written here: workers need no shared disk
+                    qbar.update(1)
+                    continue
                 df, n = fut.result()
-                chunk = futs[fut]
-                write_part(parts_dir / part_name([p.key for p in chunk]), df)  # written here: workers need no shared disk
-                bar.update(len(chunk))
+                write_part(parts_dir / part_name([p.key for p in item]), df)
+                bar.update(len(item))
                 evals += n
+                feed()
         except BaseException:
-            client.cancel(list(futs))
+            client.cancel(list(jobs))
             raise
         return evals
     finally:
@@ -296,8 +282,10 @@ def run_sweep(spec_path_or_obj, out_dir, executor: str = "local", scheduler: str
 
     ``spec_path_or_obj``: a sweep YAML path, a mapping, or a :class:`SweepSpec`. ``executor``:
     'local' (this process) or 'dask' (``scheduler`` address, or a LocalCluster when None).
-    ``resume=False`` discards earlier parts; a grid above ``max_points`` is refused before any work. The returned frame's ``attrs['sweep']`` holds
-    counts: points, skipped (already done), computed, evaluations (one-step cost evaluations), seconds.
+    ``resume=False`` discards earlier parts and quality cells; a grid above ``max_points`` is
+    refused before any work. The returned frame's ``attrs['sweep']`` holds counts: points, skipped
+    (already done), computed, evaluations (one-step cost evaluations), seconds, and with quality
+    quality_cells, quality_skipped, quality_computed, quality_seconds (sum over computed cells), notes.
     """
     if executor not in EXECUTORS:
         raise UserError(f"--executor {executor!r} is not allowed; allowed: {' | '.join(EXECUTORS)}")
@@ -314,28 +302,49 @@ def run_sweep(spec_path_or_obj, out_dir, executor: str = "local", scheduler: str
 
 
 def _run_locked(spec, out: Path, parts_dir: Path, executor, scheduler, resume, progress, t0) -> pd.DataFrame:
+    from tqdm.auto import tqdm
+
     clean_temps(parts_dir)
     clean_temps(out)
     if not resume:
         remove_parts(parts_dir)
-    points = expand_points(spec)
+    quality = QualityStage(spec, out, resume) if spec.quality is not None else None  # checked before any work
     done = done_keys(parts_dir)
-    todo = [p for p in points if p.key not in done]
     ctx = _context(spec)
-    ops = {m: _trace_ops(m, spec.batch, spec.cfg) for m in dict.fromkeys(p.model for p in todo)}
-    chunks = _chunks(todo, spec.chunk_size)
-    from tqdm.auto import tqdm
+    keys: list[str] = []
+    skipped = [0]
+    with tqdm(total=spec.num_points, disable=not progress, desc=f"sweep {spec.name}: costing points",
+              unit="pt") as bar, \
+            tqdm(total=len(quality.plan.cells) if quality else 0, initial=quality.skipped if quality else 0,
+                 disable=not (progress and quality), unit="cell",
+                 desc=f"sweep {spec.name}: quality cells (integer-emulation sampling)") as qbar:
 
-    with tqdm(total=len(points), initial=len(points) - len(todo), disable=not progress, desc=f"sweep {spec.name}: costing points",
-              unit="pt") as bar:
+        def skip(n: int) -> None:
+            skipped[0] += n
+            bar.update(n)
+
+        chunks = todo_chunks(iter_points(spec), spec.chunk_size, done, keys, skip)
+        cells = quality.todo if quality else ()
+        qdir = quality.folder if quality else None
         if executor == "local":
-            evals = _run_local(chunks, ops, ctx, parts_dir, bar)
+            evals = _run_local(chunks, _OpTables(spec.batch, spec.cfg), ctx, parts_dir, bar, cells, qdir, qbar)
         else:
-            evals = _run_dask(chunks, ops, ctx, parts_dir, bar, scheduler) if chunks else 0
-    df = merge_parts(parts_dir, points, ctx)
+            first = next(chunks, None)
+            if first is None and not cells:  # everything done: no cluster
+                evals = 0
+            else:
+                chunks = itertools.chain([first] if first else [], chunks)
+                evals = _run_dask(chunks, _OpTables(spec.batch, spec.cfg), ctx, parts_dir, bar, scheduler, cells,
+                                  qdir, qbar)
+    df = merge_parts(parts_dir, keys, ctx)
+    stats = {"points": len(keys), "skipped": skipped[0], "computed": len(keys) - skipped[0], "evaluations": evals}
+    if quality:
+        df = quality.join(df)
+        stats.update(quality.stats())
     write_table(out, "results", df)
-    stats = {"points": len(points), "skipped": len(points) - len(todo), "computed": len(todo),
-             "evaluations": evals, "seconds": round(time.perf_counter() - t0, 3)}
-    write_json(out / "manifest.json", {"name": spec.name, "source": spec.source, "executor": executor, **stats})
+    stats["seconds"] = round(time.perf_counter() - t0, 3)
+    metrics = {"metrics": list(spec.metrics)} if quality else {}
+    write_json(out / "manifest.json", {"name": spec.name, "source": spec.source, "executor": executor, **metrics,
+                                       **stats})
     df.attrs["sweep"] = stats
     return df

@@ -18,17 +18,20 @@ Example (``examples/sweeps/arch_x_schedule.yaml``)::
     cfg: false
     ref_arch: int8-systolic
     chunk_size: 64                             # points per result part file
+    metrics: [cost]                            # [cost, quality]: image quality per schedule (fmnist16)
 
 Overrides are applied to the frozen :class:`ArchSpec` with ``dataclasses.replace`` and the result
 goes back through :func:`parse_arch`, so an override is held to the same ranges as a YAML spec.
-Every (arch, override combination) is built and validated when the spec is loaded, before any
-point is costed. Bad input raises a one-line :class:`UserError` naming the sweep file and field.
+The arch and schedule axes are lazy sequences (:mod:`grids`): up to 4096 arch variants are built
+and validated when the spec is loaded; a larger grid is checked value by value and each
+combination is built when the sweep reaches it. ``metrics``/``quality`` (:mod:`quality_spec`) ask
+for image quality per schedule. Bad input raises a one-line :class:`UserError` naming the sweep
+file and field.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +43,13 @@ from earlyq_sim.simulator.cost.arch import ArchSpec, load_arch, parse_arch
 from earlyq_sim.simulator.cost.arch_dict import COMPUTED_FIELDS, arch_to_dict
 from earlyq_sim.simulator.cost.pe_types import pe_type, pe_type_names
 from earlyq_sim.schedule import PrecisionSchedule, check_bits
+from earlyq_sim.workloads.sweeps.grids import ArchGrid, ArchVariant, ScheduleEntry, ScheduleGrid, TwoStageGroup
+from earlyq_sim.workloads.sweeps.quality_spec import QualitySettings, read_metrics, read_quality
+
+__all__ = ["ArchVariant", "ScheduleEntry", "SweepSpec", "load_sweep", "parse_sweep"]
 
 TOP_FIELDS = ("name", "models", "archs", "overrides", "normalise", "schedules", "baseline", "steps", "batch", "cfg",
-              "ref_arch", "chunk_size")
+              "ref_arch", "chunk_size", "metrics", "quality")
 TWO_STAGE_FIELDS = ("early_bits", "boundary", "late_bits", "weight_bits", "prob_bits")
 #: YAML spellings of top-level ArchSpec fields
 ALIASES = {"dram.bytes_per_cycle": "dram_bytes_per_cycle", "vector.elems_per_cycle": "vector_elems_per_cycle"}
@@ -80,51 +87,21 @@ def override_paths() -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class ScheduleEntry:
-    """One schedule of the sweep: interval-form text, or one two-stage grid point."""
-
-    text: str = ""  # interval form / shorthand; empty for two-stage entries
-    early_bits: int | None = None
-    boundary: float | None = None
-    late_bits: int | None = None
-    weight_bits: int | None = None
-    prob_bits: int | None = None
-
-    @property
-    def is_two_stage(self) -> bool:
-        return not self.text
-
-    def build(self, num_steps: int) -> PrecisionSchedule:
-        if self.text:
-            return PrecisionSchedule.parse(self.text, num_steps)
-        return PrecisionSchedule.two_stage(self.early_bits, self.late_bits, self.boundary, num_steps,
-                                           weight_bits=self.weight_bits, prob_bits=self.prob_bits)
-
-
-@dataclass(frozen=True)
-class ArchVariant:
-    """A base arch with one combination of overrides applied (validated)."""
-
-    base: str  # the name or path written in the sweep file
-    overrides: tuple[tuple[str, object], ...]  # (dotted path, value), in spec order
-    spec: ArchSpec  # overrides applied, then resized by ``normalise``
-    normalise: str = "as-specified"  # a normalisation name (``simulator/cost/normalise.py``)
-
-
-@dataclass(frozen=True)
 class SweepSpec:
     name: str
     source: str  # file the spec came from ('<dict>' for an in-memory mapping)
     models: tuple[str, ...]
-    archs: tuple[ArchVariant, ...]  # every base arch x override combination
+    archs: ArchGrid  # every base arch x override combination x normalisation (a lazy sequence)
     override_fields: tuple[str, ...]
-    schedules: tuple[ScheduleEntry, ...]
+    schedules: ScheduleGrid  # a lazy sequence of ScheduleEntry
     baseline: str
     steps: int | None  # None: each model's default
     batch: int
     cfg: bool
     ref_arch: ArchSpec
     chunk_size: int
+    metrics: tuple[str, ...] = ("cost",)  # "cost", and "quality" for image quality per schedule
+    quality: QualitySettings | None = None  # set when "quality" is in metrics
 
     @property
     def num_points(self) -> int:
@@ -191,9 +168,9 @@ def _str_list(data, key, src, default=None) -> tuple[str, ...]:
     return tuple(vals)
 
 
-def _read_schedules(data, src) -> tuple[ScheduleEntry, ...]:
+def _read_schedules(data, src) -> ScheduleGrid:
     raw = _listify(data.get("schedules", ["a4@0-0.4,a8@0.4-1"]), src, "schedules")
-    out: list[ScheduleEntry] = []
+    out: list[ScheduleEntry | TwoStageGroup] = []
     for i, item in enumerate(raw):
         field = f"schedules[{i}]"
         if isinstance(item, str):
@@ -233,17 +210,17 @@ def _read_schedules(data, src) -> tuple[ScheduleEntry, ...]:
                 check_bits(prob, f"{field}.two_stage.prob_bits")
             except UserError as e:
                 raise UserError(f"{src}: {e}") from None
-        for e, b, l, w in itertools.product(grid["early_bits"], grid["boundary"], grid["late_bits"],
-                                            grid["weight_bits"]):
-            out.append(ScheduleEntry(early_bits=e, boundary=b, late_bits=l, weight_bits=w, prob_bits=prob))
-    if len(set(out)) != len(out):
-        dup = next(e for i, e in enumerate(out) if e in set(out[:i]))
+        out.append(TwoStageGroup(*(tuple(grid[k]) for k in ("early_bits", "boundary", "late_bits", "weight_bits")),
+                                 prob))
+    grid = ScheduleGrid(out)  # two-stage groups expand lazily
+    dup = grid.first_repeat()
+    if dup is not None:
         raise UserError(f"{src}: schedules: {dup.text or dup} is listed twice; allowed each schedule once")
-    return tuple(out)
+    return grid
 
 
-def _read_archs(data, src, ref: ArchSpec) -> tuple[tuple[ArchVariant, ...], tuple[str, ...]]:
-    from earlyq_sim.simulator.cost.normalise import NORMALISATIONS, normalise
+def _read_archs(data, src, ref: ArchSpec) -> tuple[ArchGrid, tuple[str, ...]]:
+    from earlyq_sim.simulator.cost.normalise import NORMALISATIONS
 
     bases = _str_list(data, "archs", src)
     modes = _str_list(data, "normalise", src, default=("as-specified",))
@@ -268,21 +245,13 @@ def _read_archs(data, src, ref: ArchSpec) -> tuple[tuple[ArchVariant, ...], tupl
         grids.append(vals)
     if len(set(fields)) != len(fields):
         raise UserError(f"{src}: overrides: a field is given twice (once under its alias); allowed each once")
-    variants = []
+    loaded = []
     for base in bases:
         try:
-            spec = load_arch(base)
+            loaded.append((base, load_arch(base)))
         except UserError as e:
             raise UserError(f"{src}: archs: {e}") from None
-        for combo in itertools.product(*grids):
-            pairs = tuple(zip(fields, combo))
-            written = apply_overrides(spec, pairs, src) if pairs else spec
-            for m in modes:
-                try:
-                    variants.append(ArchVariant(base, pairs, normalise(written, ref, m)[0], m))
-                except UserError as e:
-                    raise UserError(f"{src}: normalise: {m} of {base} {dict(pairs)}: {e}") from None
-    return tuple(variants), tuple(fields)
+    return ArchGrid(tuple(loaded), tuple(fields), tuple(tuple(g) for g in grids), modes, ref, src), tuple(fields)
 
 
 def grid_size(data) -> int:
@@ -346,7 +315,10 @@ def parse_sweep(data, src: str = "<dict>", max_points: int = MAX_POINTS) -> Swee
     name = data.get("name", Path(src).stem if src != "<dict>" else "sweep")
     if not isinstance(name, str):
         raise UserError(f"{src}: name: {name!r} is not allowed; allowed a string")
-    return SweepSpec(name, src, models, archs, fields, schedules, baseline, steps, batch, cfg, ref, chunk)
+    metrics = read_metrics(data, src)
+    quality = read_quality(data, src, metrics)
+    return SweepSpec(name, src, models, archs, fields, schedules, baseline, steps, batch, cfg, ref, chunk, metrics,
+                     quality)
 
 
 def load_sweep(spec, max_points: int = MAX_POINTS) -> SweepSpec:
