@@ -64,7 +64,7 @@ def cli() -> None:
 @click.option("--cfg/--no-cfg", default=False, show_default=True,
               help="Classifier-free guidance (doubles the UNet batch).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for summary.json, CSV/Parquet tables, plots and report.pdf.")
+              help="Folder for summary.json, CSV/Parquet tables, report.pdf and report_pages/ (one PNG per page).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary JSON to stdout instead of the table.")
 @click.option("--quality/--no-quality", default=None,
               help="Sample images and measure quality (default: on for models with shipped weights).")
@@ -103,13 +103,14 @@ def run(arch, model, schedule_spec, early_bits, late_bits, boundary, weight_bits
         summary["quality"]["note"] = note
     if out_dir:
         with atomic_dir(out_dir) as tmp:  # the folder holds this run or the previous one, never a mix
-            _write_outputs(tmp, r, summary, q)
+            _write_outputs(tmp, r, summary, q, source=str(out_dir))
     if as_json:
         click.echo(to_json(summary))
     else:
         click.echo(format_stage_table(summary))
         if out_dir:
-            click.echo(f"wrote summary.json, per_stage/per_step/per_layer tables, plots and report.pdf to {out_dir}")
+            click.echo(f"wrote summary.json, per_stage/per_step/per_layer tables, report.pdf and report_pages/ "
+                       f"to {out_dir}")
 
 
 SCHEDULE_OPTIONS = ("schedule_spec", "early_bits", "late_bits", "boundary", "weight_bits", "prob_bits", "keep")
@@ -167,34 +168,27 @@ def _quality(r, model, quality, n_images, seed, calib_n, threads, progress):
                             progress=progress, threads=threads), ""
 
 
-def _write_outputs(out: Path, r, summary: dict, q=None) -> None:
-    import matplotlib.pyplot as plt
-
-    from earlyq_sim.reports.grids import fig_sample_grids, save_grid_png
-    from earlyq_sim.reports.pdf import cost_figures, write_report
-    from earlyq_sim.reports.plots import save_png
+def _write_outputs(out: Path, r, summary: dict, q=None, source: str = "") -> None:
+    """summary.json, the tables, sample grids and the report (PDF + one PNG per page) of a run."""
     from earlyq_sim.atomic_io import write_csv, write_json, write_npy, write_table
+    from earlyq_sim.reports.grids import save_grid_png
+    from earlyq_sim.reports.inputs import RunData
+    from earlyq_sim.reports.pdf import write_report
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
     write_csv(out / "per_stage.csv", r.run.per_stage)
     write_table(out, "per_step", r.run.per_step)
     write_table(out, "per_layer", r.per_layer)
-    figs = cost_figures(r)
-    extra = []
+    data = RunData(summary, r.run.per_stage, r.run.per_step, r.per_layer, source=source or str(out))
     if q is not None:
-        write_csv(out / "quality.csv", q.table())
-        titles = {row["run"]: f"{row['run']} ({row['schedule']})\nFD {row['fd']:.2f}" for row in q.rows}
+        data.quality, data.images = q.table(), q.images
+        write_csv(out / "quality.csv", data.quality)
         for label, imgs in q.images.items():
             stem = label.replace(" ", "_")
             save_grid_png(out / f"samples_{stem}.png", imgs[:64])
             write_npy(out / f"samples_{stem}.npy", imgs)
-        extra.append(fig_sample_grids(q.images, titles))
-    for name, fig in figs.items():
-        save_png(fig, out / f"{name}.png")
-    write_report(out / "report.pdf", r, summary, figs, extra_pages=extra)
-    for fig in list(figs.values()) + extra:
-        plt.close(fig)
+    write_report(out / "report.pdf", data, png_dir=out / "report_pages")
 
 
 @cli.command()
@@ -220,10 +214,12 @@ def _add_commands() -> None:
     from earlyq_sim.commands import quality as cli_quality
     from earlyq_sim.commands.search import search
     from earlyq_sim.commands.pareto import pareto_command
+    from earlyq_sim.commands.report import report_command
     from earlyq_sim.commands.sweep import sweep_command
 
     cli.add_command(sweep_command)
     cli.add_command(pareto_command)
+    cli.add_command(report_command)
     cli.add_command(search)
     cli_quality.register(cli, schedule_options)
 

@@ -40,15 +40,16 @@ def save_grid_png(path, images: np.ndarray, ncols: int | None = None, scale: int
     atomic_write_bytes(path, buf.getvalue())
 
 
-def fig_sample_grids(images: dict, titles: dict | None = None, max_images: int = 64):
-    """One panel per run (e.g. full precision / baseline / schedule), first ``max_images`` each."""
-    fig, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images) + 0.5, 4))
-    axes = np.atleast_1d(axes)
+def draw_sample_grids(fig, axes, images: dict, titles: dict | None = None, max_images: int = 64) -> None:
+    """One panel per run (e.g. full precision / baseline / schedule) on ``axes``, first
+    ``max_images`` each; titles are wrapped to the panel's width."""
+    from earlyq_sim.reports.page import wrap
+
     for ax, (label, imgs) in zip(axes, images.items()):
         g = image_grid(imgs[:max_images])
         ax.imshow(g[..., 0] if g.shape[-1] == 1 else g, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title((titles or {}).get(label, label), fontsize=8)
+        width = ax.get_position().width
+        title = "\n".join(x for part in str((titles or {}).get(label, label)).split("\n")
+                          for x in wrap(fig, part, 8, width))
+        ax.set_title(title, fontsize=8)
         ax.axis("off")
-    fig.suptitle("Samples from the same seeds (integer emulation for quantized runs)", fontsize=9)
-    fig.tight_layout()
-    return fig

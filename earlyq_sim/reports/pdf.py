@@ -1,71 +1,71 @@
-"""A short PDF report of a run: summary page, per-step timeline, energy breakdown, per-layer speedup."""
+"""Write report pages: one multi-page PDF and, optionally, one PNG per page, each atomically.
+
+`run --out` and `earlyq-sim report DIR` both end here; the pages come from
+:mod:`earlyq_sim.reports.run_pages` or :mod:`earlyq_sim.reports.sweep_pages`.
+"""
 
 from __future__ import annotations
 
 import io
-import textwrap
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
-from earlyq_sim.reports import plots  # noqa: E402
-from earlyq_sim.reports.summary import format_stage_table  # noqa: E402
-from earlyq_sim.atomic_io import atomic_write_bytes  # noqa: E402
+from earlyq_sim.atomic_io import atomic_dir, atomic_write_bytes  # noqa: E402
+from earlyq_sim.reports.page import Page, add_footers, close_pages  # noqa: E402
+from earlyq_sim.reports.plots import save_png  # noqa: E402
+
+PNG_DPI = 110  # 11 x 8.5 in pages -> 1210 x 935 pixels
+# Unhinted glyphs: text widths then scale linearly with size and dpi, so what page.text_width
+# measured while laying out holds in the PDF and in the PNGs at any dpi.
+RC = {"text.hinting": "no_hinting", "text.hinting_factor": 1}
 
 
-def _text_page(title: str, blocks: list[tuple]):
-    """A page of text; each block is (text, monospace) or (text, monospace, colour); monospace
-    lines that start with WARNING are drawn in red."""
-    fig = plt.figure(figsize=(8.5, 11))
-    fig.text(0.06, 0.96, title, fontsize=14, weight="bold", va="top")
-    y = 0.92
-    for text, mono, *colour in blocks:
-        for para in text.split("\n"):
-            # 6.2 pt monospace fits about 140 characters across the page; wrap rather than overflow
-            wrapped = (textwrap.wrap(para, 140, subsequent_indent="    ", drop_whitespace=False) if mono
-                       else textwrap.wrap(para, 100)) or [""]
-            red = para.startswith("WARNING")
-            for line in wrapped:
-                fig.text(0.06, y, line, fontsize=6.2 if mono else 8, family="monospace" if mono else "sans-serif",
-                         va="top", color="red" if red else (colour[0] if colour else "black"),
-                         weight="bold" if red else "normal")
-                y -= 0.013 if mono else 0.016
-        y -= 0.012
-    return fig
+def build_pages(data) -> list[Page]:
+    """The report pages of a :class:`RunData` or :class:`SweepData` (registry by kind), with footers."""
+    from earlyq_sim.reports.run_pages import build_run_pages
+    from earlyq_sim.reports.sweep_pages import build_sweep_pages
+
+    builders = {"run": build_run_pages, "sweep": build_sweep_pages}
+    pages = builders[data.kind](data)
+    add_footers(pages, data.source or "(in memory)")
+    return pages
 
 
-def cost_figures(run) -> dict:
-    """name -> matplotlib Figure for the cost lane."""
-    return {
-        "step_latency": plots.fig_step_timeline(run),
-        "energy_breakdown": plots.fig_energy_breakdown(run),
-        "layer_speedup": plots.fig_layer_speedup(run),
-    }
+def pdf_title(data) -> str:
+    if data.kind == "run":
+        return f"earlyq-sim: {data.summary['model']['name']} on {data.summary['arch']['name']}"
+    return f"earlyq-sim sweep: {', '.join(sorted(map(str, data.results['model'].unique())))}"
 
 
-def write_report(path, run, summary: dict, figures: dict | None = None, extra_pages: list | None = None) -> None:
-    """Write the PDF report atomically. ``extra_pages``: more figures (e.g. sample grids)."""
-    figures = figures if figures is not None else cost_figures(run)
+def write_pages(pdf_path, pages: list[Page], title: str, png_dir=None) -> list[Path]:
+    """Write ``pages`` to ``pdf_path``; with ``png_dir``, also ``NN_<name>.png`` per page into that
+    folder (swapped in whole, so no page of an older report is left beside the new ones).
+    Returns the PNG paths (their final place)."""
     buf = io.BytesIO()
     with PdfPages(buf) as pdf:
-        check = summary.get("quality", {}).get("check") or {}
-        warn = [] if check.get("ok", True) else [
-            ("WARNING: image quality is not kept: " + "; ".join(check["reasons"]), False, "red")]
-        blocks = warn + [(format_stage_table(summary), True),
-                  ("Why the achieved speedup differs from the compute speedup (memory effects):", False)]
-        blocks += [(line, False) for line in plots.memory_effects_text(run)]
-        blocks.append((
-            f"Arch {run.arch.name}: speedup counts cycles of one arch at two precisions, so it isolates what "
-            f"the schedule buys on that hardware. 'vs {run.ref_arch.name}' compares with the baseline on a "
-            "bit-parallel INT8 array, i.e. what the bit-flexible hardware and the schedule buy together.", False))
-        page = _text_page("earlyq-sim report", blocks)
-        pdf.savefig(page)
-        plt.close(page)
-        for fig in list(figures.values()) + list(extra_pages or []):
-            pdf.savefig(fig)
+        for p in pages:
+            pdf.savefig(p.fig)
         info = pdf.infodict()
-        info["Title"] = f"earlyq-sim: {run.model_name} on {run.arch.name}"
-    atomic_write_bytes(path, buf.getvalue())
+        info["Title"] = title
+    atomic_write_bytes(pdf_path, buf.getvalue())
+    if png_dir is None:
+        return []
+    names = [f"{i:02d}_{p.name}.png" for i, p in enumerate(pages, 1)]
+    with atomic_dir(png_dir) as tmp:
+        for p, name in zip(pages, names):
+            save_png(p.fig, Path(tmp) / name, dpi=PNG_DPI)
+    return [Path(png_dir) / n for n in names]
+
+
+def write_report(pdf_path, data, png_dir=None) -> list[Path]:
+    """Build and write the report of ``data`` (run or sweep); returns the PNG paths."""
+    with matplotlib.rc_context(RC):
+        pages = build_pages(data)
+        try:
+            return write_pages(pdf_path, pages, pdf_title(data), png_dir)
+        finally:
+            close_pages(pages)
